@@ -1,0 +1,2 @@
+//! `slm`: run, chat, serve and manage small language models on this machine.
+fn main() {}

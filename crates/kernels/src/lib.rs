@@ -1,0 +1,19 @@
+//! Tensor block formats (F32 … Q6_K, Q8_K), quantize/dequantize, dot products, matmul,
+//! transformer ops (norms, rope, softmax, activations, attention) and the compute pool.
+//!
+//! The kernels know nothing of files, models or requests: they take slices and shapes.
+//! Each operation has a plain `scalar` version, the reference every fast version is tested
+//! against; ISA-specific versions live in `x86`. The set used at run time is chosen once,
+//! at first use, by [`kernels()`]; setting `SLM_FORCE_SCALAR=1` forces the scalar set.
+//! All SIMD `unsafe` code of slm lives in this crate.
+
+pub mod blocks;
+pub mod dispatch;
+pub mod dtype;
+pub mod matmul;
+pub mod ops;
+pub mod scalar;
+
+pub use dispatch::{kernels, Isa, Kernels};
+pub use dtype::{DType, QK_K};
+pub use matmul::{matmul, MatmulScratch, WeightView};

@@ -1,0 +1,2 @@
+//! Transformer operations on f32 activations: norms, rope, softmax, activations,
+//! attention.
