@@ -22,6 +22,10 @@ mod ggml_type;
 mod metadata;
 mod tensors;
 mod value;
+mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use error::GgufError;
 pub use file::{GgufFile, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC};
@@ -29,3 +33,4 @@ pub use ggml_type::GgmlType;
 pub use metadata::MAX_ARRAY_DEPTH;
 pub use tensors::{TensorInfo, MAX_DIMS};
 pub use value::{Array, Value};
+pub use writer::GgufWriter;
