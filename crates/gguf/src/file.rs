@@ -9,7 +9,7 @@ use memmap2::Mmap;
 
 use crate::cursor::Cursor;
 use crate::metadata::{read_metadata, MIN_ENTRY_BYTES};
-use crate::tensors::{place_tensors, read_tensor_infos};
+use crate::tensors::{place_tensors, read_tensor_infos, MIN_TENSOR_INFO_BYTES};
 use crate::{GgufError, TensorInfo, Value};
 
 /// The four bytes every GGUF file starts with.
@@ -82,6 +82,10 @@ impl GgufFile {
     }
 
     /// Parses and validates a file held in memory; the buffer is kept, not copied.
+    ///
+    /// Tensor data is then only as aligned as the allocator placed the buffer (a memory
+    /// map starts on a page), so readers of tensor bytes must not assume more than byte
+    /// alignment.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
         GgufFile::parse(Bytes::Owned(bytes))
     }
@@ -97,7 +101,7 @@ impl GgufFile {
         // Check the tensor count now too, so an absurd one is reported before the metadata.
         cursor.check_fits(
             n_tensors,
-            crate::tensors::MIN_TENSOR_INFO_BYTES,
+            MIN_TENSOR_INFO_BYTES,
             tensor_count_offset,
             &|| "tensor count".to_owned(),
         )?;

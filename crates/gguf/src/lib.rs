@@ -14,6 +14,19 @@
 //!
 //! The reader never panics and never allocates by a size read from the file before
 //! checking that the rest of the file could hold that much.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), gguf::GgufError> {
+//! let file = gguf::GgufFile::open("model.gguf")?;
+//! let architecture = file.get("general.architecture").and_then(|v| v.as_str());
+//! for tensor in file.tensors() {
+//!     let bytes: &[u8] = file.tensor_data(tensor); // a view into the map
+//!     println!("{} {} {:?} {} bytes", tensor.name, tensor.ggml_type, tensor.dims, bytes.len());
+//! }
+//! # let _ = architecture;
+//! # Ok(())
+//! # }
+//! ```
 
 mod cursor;
 mod error;

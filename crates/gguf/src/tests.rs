@@ -269,3 +269,10 @@ fn ggml_type_table() {
     assert_eq!(GgmlType::F64.bytes_for(u64::MAX), None);
     assert!(GgmlType::Q2_K.is_quantized() && !GgmlType::F16.is_quantized());
 }
+
+#[test]
+fn a_file_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GgufFile>();
+    assert_send_sync::<GgufError>();
+}
