@@ -1,12 +1,13 @@
 //! Matrix products of quantized weights with f32 activations.
 //!
 //! The activations are quantized once per call to the weights' `vec_dot_type` (split
-//! over the pool's threads when there are many tokens). The output rows are then split
-//! evenly over the threads, so every thread reads its own part of the weights once:
-//! it walks its rows a few at a time ([`ROW_TILE`]) and, while those rows sit in L1,
-//! takes the dot products with a tile of tokens ([`TOKEN_TILE`], whose quantized
-//! activations stay in L2). Decode (one token) is thus a plain split of the rows; a
-//! batch of tokens reads each weight row once per token tile instead of once per token.
+//! over the pool's threads when there are many tokens). The output rows are then cut
+//! into a few equal chunks per thread, which the threads claim one by one (so a thread
+//! the OS runs late does not hold up the others), and every weight row is read once
+//! per tile of tokens: a chunk is walked a few rows at a time ([`ROW_TILE`]) and, while
+//! those rows sit in L1, their dot products with a tile of tokens ([`TOKEN_TILE`],
+//! whose quantized activations stay in L2) are taken. Decode (one token) is thus a
+//! plain split of the rows.
 
 use crate::{kernels, pool, DType};
 
@@ -16,6 +17,9 @@ const ROW_TILE: usize = 4;
 /// Tokens whose quantized activations are reused for each tile of rows; 64 rows of
 /// 4864 Q8_K activations are 350 KiB, inside L2.
 const TOKEN_TILE: usize = 64;
+/// Chunks of rows per thread: enough to even out threads that start late, few enough
+/// that claiming them costs nothing next to the work.
+const CHUNKS_PER_THREAD: usize = 16;
 /// Below this many tokens the activations are quantized on the calling thread.
 const PARALLEL_QUANTIZE_TOKENS: usize = 4;
 /// Below this many weight bytes × tokens a matmul runs on the calling thread only:
@@ -68,12 +72,11 @@ impl<T> SharedMut<T> {
     }
 }
 
-/// The part `[start, end)` of `0..len` that thread `idx` of `n` handles, in multiples
-/// of `align` except for the end.
-fn split_range(len: usize, idx: usize, n: usize, align: usize) -> (usize, usize) {
-    let per = len.div_ceil(n).div_ceil(align) * align;
-    let start = (idx * per).min(len);
-    (start, (start + per).min(len))
+/// Cuts `0..len` into at most `max_chunks` equal chunks whose length is a multiple of
+/// `align` (but the last); returns the chunk length and count.
+fn chunking(len: usize, max_chunks: usize, align: usize) -> (usize, usize) {
+    let per = len.div_ceil(max_chunks.max(1)).div_ceil(align).max(1) * align;
+    (per, len.div_ceil(per))
 }
 
 /// `out[t * n_rows + r] = dot(w[r], x[t])` for `x: [n_tokens, n_cols]`,
@@ -117,8 +120,15 @@ pub fn matmul(
     let quantized = &scratch.quantized[..];
     let (n_rows, n_cols) = (w.n_rows, w.n_cols);
     let out_ptr = SharedMut(out.as_mut_ptr());
-    let rows_job = |idx: usize, n: usize| {
-        let (r_start, r_end) = split_range(n_rows, idx, n, ROW_TILE);
+    let max_chunks = if parallel {
+        pool::n_threads() * CHUNKS_PER_THREAD
+    } else {
+        1
+    };
+    let (chunk_rows, n_chunks) = chunking(n_rows, max_chunks, ROW_TILE);
+    let rows_job = |chunk: usize| {
+        let r_start = chunk * chunk_rows;
+        let r_end = (r_start + chunk_rows).min(n_rows);
         for t_start in (0..n_tokens).step_by(TOKEN_TILE) {
             let t_end = (t_start + TOKEN_TILE).min(n_tokens);
             for tile_start in (r_start..r_end).step_by(ROW_TILE) {
@@ -128,18 +138,14 @@ pub fn matmul(
                         let v = vec_dot(n_cols, w_r, &quantized[t * act_row..(t + 1) * act_row]);
                         // SAFETY: `t < n_tokens` and `r < n_rows`, so the index is inside
                         // `out` ([n_tokens, n_rows], checked above); row `r` belongs to
-                        // this thread alone.
+                        // this chunk alone.
                         unsafe { *out_ptr.get().add(t * n_rows + r) = v };
                     }
                 }
             }
         }
     };
-    if parallel {
-        pool::run(rows_job);
-    } else {
-        rows_job(0, 1);
-    }
+    pool::for_each_chunk(n_chunks, rows_job);
 }
 
 /// Quantizes each token's `n_cols` values of `x` into one `act_type` row of `dst`.
@@ -163,14 +169,11 @@ fn quantize_activations(
         return;
     }
     let dst_ptr = SharedMut(dst.as_mut_ptr());
-    pool::run(|idx, n| {
-        let (t_start, t_end) = split_range(n_tokens, idx, n, 1);
-        for t in t_start..t_end {
-            // SAFETY: rows `t_start..t_end` of `dst` ([n_tokens, act_row]) belong to this
-            // thread alone and lie inside it; `dst` outlives `pool::run`.
-            let row =
-                unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(t * act_row), act_row) };
-            quantize(&x[t * n_cols..(t + 1) * n_cols], row);
-        }
+    pool::for_each_chunk(n_tokens, |t| {
+        // SAFETY: row `t < n_tokens` of `dst` ([n_tokens, act_row]) belongs to this
+        // chunk alone and lies inside it; `dst` outlives `for_each_chunk`.
+        let row =
+            unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(t * act_row), act_row) };
+        quantize(&x[t * n_cols..(t + 1) * n_cols], row);
     });
 }

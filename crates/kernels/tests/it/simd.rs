@@ -378,3 +378,37 @@ fn force_scalar_and_detection_report_an_isa() {
         assert_eq!(Some(k.isa), Kernels::supported().last().map(|k| k.isa));
     }
 }
+
+#[test]
+fn pool_for_each_chunk_runs_every_chunk_once() {
+    let _guard = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    for threads in [1, 2, 3] {
+        pool::set_threads(threads);
+        for n_chunks in [0, 1, 2, 5, 64, 1000] {
+            let hits: Vec<_> = (0..n_chunks)
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect();
+            pool::for_each_chunk(n_chunks, |c| {
+                hits[c].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            assert!(hits
+                .iter()
+                .all(|h| h.load(std::sync::atomic::Ordering::Relaxed) == 1));
+        }
+        let result = std::panic::catch_unwind(|| {
+            pool::for_each_chunk(100, |c| {
+                if c == 57 {
+                    panic!("chunk {c} fails");
+                }
+            })
+        });
+        assert!(result.is_err(), "panic in a chunk was lost");
+        // The pool still works after the panic.
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        pool::for_each_chunk(10, |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(count.into_inner(), 10);
+    }
+    pool::set_threads(0);
+}
