@@ -12,7 +12,8 @@ use serde::Deserialize;
 use crate::download::Http;
 use crate::{Result, Source, StoreError};
 
-/// The largest release description we read; real ones are a few kilobytes.
+/// The largest index document we read: a release is a few kilobytes, a project document
+/// listing every release of a busy package a few megabytes.
 const MAX_JSON_BYTES: u64 = 16 << 20;
 
 /// A wheel file of a release.
