@@ -1,3 +1,283 @@
 //! Text to token ids and back from GGUF metadata alone: byte-level BPE with the named
 //! pre-tokenizer, SentencePiece as llama.cpp runs it, special tokens, and incremental
 //! detokenization that only ever emits valid UTF-8.
+//!
+//! The goal is llama.cpp's ids, exactly: [`Tokenizer::encode`] is `llama_tokenize`,
+//! [`Tokenizer::token_to_piece`] is `llama_token_to_piece` and [`Tokenizer::decode`] is
+//! `llama_detokenize`. This crate knows nothing of a model's weights; it reads the
+//! `tokenizer.*` keys, as plain values in a [`Vocab`].
+//!
+//! Main types: [`Tokenizer`] (load once, share freely), [`Detokenizer`] (one per stream),
+//! [`Vocab`] (the metadata a tokenizer is built from), [`TokenizerError`].
+
+mod attr;
+mod bpe;
+mod detokenizer;
+mod error;
+mod fxhash;
+mod load;
+mod piece;
+mod pre_names;
+mod pretokenize;
+mod special;
+mod spm;
+mod unicode;
+mod vocab;
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::ops::Range;
+
+pub use detokenizer::Detokenizer;
+pub use error::TokenizerError;
+pub use vocab::{SpecialTokenIds, Vocab};
+
+use bpe::{BpeScratch, MergeMap};
+use fxhash::FxHasher;
+use load::Ids;
+use pretokenize::PreTokenizer;
+use special::{Fragment, SpecialTokens};
+use spm::{SpmScratch, SpmVocab};
+
+/// Token text to id.
+type TokenMap = HashMap<String, u32, BuildHasherDefault<FxHasher>>;
+
+/// What the vocabulary knows of one token.
+#[derive(Clone, Debug)]
+struct TokenData {
+    text: String,
+    score: f32,
+    /// llama.cpp's `llama_token_attr` bits, see [`attr`].
+    attr: u16,
+}
+
+/// Byte-level BPE state.
+struct Bpe {
+    pre: PreTokenizer,
+    merges: MergeMap,
+    /// The token of each byte's GPT-2 character.
+    byte_tokens: [Option<u32>; 256],
+    /// Take a word that is a token as a whole without merging (Llama 3).
+    ignore_merges: bool,
+}
+
+/// SentencePiece state.
+struct Spm {
+    /// The `<0xXX>` token of each byte.
+    byte_tokens: [Option<u32>; 256],
+}
+
+enum Kind {
+    Bpe(Bpe),
+    Spm(Spm),
+}
+
+/// A model's tokenizer: text to token ids and back, as llama.cpp does it.
+///
+/// Built once per model ([`Tokenizer::from_vocab`]); all methods take `&self`, so one
+/// tokenizer serves any number of threads.
+pub struct Tokenizer {
+    /// Indexed by token id.
+    tokens: Vec<TokenData>,
+    token_to_id: TokenMap,
+    kind: Kind,
+    special: SpecialTokens,
+    ids: Ids,
+    add_bos: bool,
+    add_eos: bool,
+    add_space_prefix: bool,
+    clean_spaces: bool,
+    /// End-of-generation ids, sorted.
+    eog: Vec<u32>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Bpe(bpe) => format!("BPE ({:?} pre-tokenizer)", bpe.pre),
+            Kind::Spm(_) => "SentencePiece".to_owned(),
+        };
+        f.debug_struct("Tokenizer")
+            .field("kind", &kind)
+            .field("n_vocab", &self.n_vocab())
+            .field("bos", &self.ids.bos)
+            .field("eos", &self.ids.eos)
+            .field("add_bos", &self.add_bos)
+            .field("eog", &self.eog)
+            .finish()
+    }
+}
+
+impl Tokenizer {
+    /// Builds a tokenizer from a model's tokenizer metadata, checking all of it.
+    pub fn from_vocab(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
+        load::build(vocab)
+    }
+
+    /// Turns text into token ids, as `llama_tokenize`.
+    ///
+    /// `add_special` adds BOS (and EOS) where the model asks for them. `parse_special`
+    /// turns control-token text in `text` (such as `<|im_start|>`) into those tokens;
+    /// without it such text is tokenized as plain text. User-defined tokens are always
+    /// matched.
+    pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_special && self.add_bos {
+            out.extend(self.ids.bos);
+        }
+        let fragments = self.special.partition(text, parse_special);
+        match &self.kind {
+            Kind::Bpe(bpe) => self.encode_bpe(bpe, text, &fragments, &mut out),
+            Kind::Spm(spm) => self.encode_spm(spm, text, &fragments, &mut out),
+        }
+        if add_special && self.add_eos {
+            out.extend(self.ids.eos);
+        }
+        out
+    }
+
+    fn encode_bpe(&self, bpe: &Bpe, text: &str, fragments: &[Fragment], out: &mut Vec<u32>) {
+        let mut words: Vec<Range<usize>> = Vec::new();
+        let mut scratch = BpeScratch::default();
+        let mut encoded = String::new();
+        for fragment in fragments {
+            let range = match fragment {
+                Fragment::Token(id) => {
+                    out.push(*id);
+                    continue;
+                }
+                Fragment::Text(range) => range.clone(),
+            };
+            let fragment_text = &text[range];
+            words.clear();
+            bpe.pre.split(fragment_text, &mut words);
+            for word in &words {
+                let word = &fragment_text.as_bytes()[word.clone()];
+                if bpe.ignore_merges {
+                    bpe::byte_encode(word, &mut encoded);
+                    if let Some(&id) = self.token_to_id.get(encoded.as_str()) {
+                        out.push(id);
+                        continue;
+                    }
+                }
+                bpe::merge_word(word, &bpe.byte_tokens, &bpe.merges, &mut scratch, out);
+            }
+        }
+    }
+
+    fn encode_spm(&self, spm: &Spm, text: &str, fragments: &[Fragment], out: &mut Vec<u32>) {
+        let vocab = SpmView {
+            tokenizer: self,
+            spm,
+        };
+        let mut scratch = SpmScratch::default();
+        let mut escaped = String::new();
+        // llama.cpp prefixes a space to the first text and to text after a special token.
+        let mut previous_is_special = true;
+        for fragment in fragments {
+            match fragment {
+                Fragment::Token(id) => {
+                    out.push(*id);
+                    previous_is_special = true;
+                }
+                Fragment::Text(range) => {
+                    escaped.clear();
+                    if self.add_space_prefix && previous_is_special {
+                        escaped.push('▁');
+                    }
+                    for c in text[range.clone()].chars() {
+                        escaped.push(if c == ' ' { '▁' } else { c });
+                    }
+                    spm::tokenize(&escaped, &vocab, &mut scratch, out);
+                    previous_is_special = false;
+                }
+            }
+        }
+    }
+
+    /// The number of tokens in the vocabulary.
+    pub fn n_vocab(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The beginning-of-sequence token.
+    pub fn bos(&self) -> Option<u32> {
+        self.ids.bos
+    }
+
+    /// The end-of-sequence token.
+    pub fn eos(&self) -> Option<u32> {
+        self.ids.eos
+    }
+
+    /// The end-of-turn token, named by the file or recognised by its text.
+    pub fn eot(&self) -> Option<u32> {
+        self.ids.eot
+    }
+
+    /// Whether [`Tokenizer::encode`] with `add_special` puts BOS first.
+    pub fn add_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// Whether [`Tokenizer::encode`] with `add_special` puts EOS last.
+    pub fn add_eos(&self) -> bool {
+        self.add_eos
+    }
+
+    /// Whether the token ends generation: EOS, EOT, and the end-of-turn tokens llama.cpp
+    /// recognises by their text (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`, …).
+    pub fn is_eog(&self, id: u32) -> bool {
+        self.eog.binary_search(&id).is_ok()
+    }
+
+    /// The end-of-generation tokens, sorted.
+    pub fn eog_tokens(&self) -> &[u32] {
+        &self.eog
+    }
+
+    /// Whether the token is a control token (rendered only when asked for special text).
+    pub fn is_control(&self, id: u32) -> bool {
+        self.attr(id) & attr::CONTROL != 0
+    }
+
+    /// The token with exactly this text in the vocabulary.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.token_to_id.get(text).copied()
+    }
+
+    /// The text of a token as stored in the vocabulary (GPT-2 characters, '▁', `<0xXX>`).
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(|t| t.text.as_str())
+    }
+
+    fn attr(&self, id: u32) -> u16 {
+        self.tokens.get(id as usize).map_or(0, |t| t.attr)
+    }
+}
+
+/// The vocabulary as the SentencePiece loop sees it.
+struct SpmView<'a> {
+    tokenizer: &'a Tokenizer,
+    spm: &'a Spm,
+}
+
+impl SpmVocab for SpmView<'_> {
+    fn token_id(&self, text: &str) -> Option<u32> {
+        self.tokenizer.token_to_id.get(text).copied()
+    }
+
+    fn score(&self, id: u32) -> f32 {
+        self.tokenizer
+            .tokens
+            .get(id as usize)
+            .map_or(0.0, |t| t.score)
+    }
+
+    fn byte_token(&self, byte: u8) -> Option<u32> {
+        self.spm.byte_tokens[byte as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests;
