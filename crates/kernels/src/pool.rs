@@ -92,7 +92,14 @@ fn default_threads() -> usize {
 /// Sets the number of compute threads (the caller's included); 0 means one per core,
 /// the default. Call once at start: a change stops the running pool's threads and
 /// starts new ones at the next run.
+///
+/// # Panics
+/// When called from inside a pool job (it would wait for itself).
 pub fn set_threads(n: usize) {
+    assert!(
+        !IN_POOL.get(),
+        "set_threads called from inside a compute pool job"
+    );
     let mut state = lock(&STATE);
     state.requested = n;
     let want = if n == 0 { default_threads() } else { n };

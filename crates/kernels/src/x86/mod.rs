@@ -173,6 +173,7 @@ macro_rules! isa_set {
             tile!(tile_q5_1, Q5_1, tile::legacy::<tile::Q5_1, $vnni>);
             tile!(tile_q8_0, Q8_0, tile::legacy::<tile::Q8_0, $vnni>);
             tile!(tile_q4_k, Q4_K, tile_k::q4_k);
+            tile!(tile_q5_k, Q5_K, tile_k::q5_k);
             tile!(tile_q6_k, Q6_K, tile_k::q6_k);
             quantize!(quantize_q8_0, Q8_0, quantize::q8_0::<false>);
             quantize!(quantize_q8_1, Q8_1, quantize::q8_0::<true>);
@@ -199,6 +200,7 @@ macro_rules! isa_set {
                 k.set_vec_dot_tile(DType::Q5_1, tile_q5_1::safe);
                 k.set_vec_dot_tile(DType::Q8_0, tile_q8_0::safe);
                 k.set_vec_dot_tile(DType::Q4_K, tile_q4_k::safe);
+                k.set_vec_dot_tile(DType::Q5_K, tile_q5_k::safe);
                 k.set_vec_dot_tile(DType::Q6_K, tile_q6_k::safe);
                 k.set_quantize(DType::Q8_0, quantize_q8_0::safe);
                 k.set_quantize(DType::Q8_1, quantize_q8_1::safe);

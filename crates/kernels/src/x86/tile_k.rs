@@ -65,10 +65,106 @@ pub(crate) unsafe fn q4_k_row(
                 let q4h = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), low_mask);
                 for t in 0..TILE_TOKENS {
                     let q8 = x[t].add(i * Q8_K_BYTES + Q8_K_QS + 64 * j);
-                    let pl = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, load256(q8)));
-                    let ph =
-                        _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, load256(q8.add(32))));
-                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
+                    let pl = _mm256_maddubs_epi16(q4l, load256(q8));
+                    let ph = _mm256_maddubs_epi16(q4h, load256(q8.add(32)));
+                    sumi[t] = _mm256_add_epi32(
+                        sumi[t],
+                        _mm256_add_epi32(
+                            _mm256_madd_epi16(scale_l, pl),
+                            _mm256_madd_epi16(scale_h, ph),
+                        ),
+                    );
+                }
+            }
+            for t in 0..TILE_TOKENS {
+                acc[t] = _mm256_fmadd_ps(
+                    _mm256_set1_ps(d * yd[t]),
+                    _mm256_cvtepi32_ps(sumi[t]),
+                    acc[t],
+                );
+            }
+        }
+        let mut out = [0.0f32; TILE_TOKENS];
+        for t in 0..TILE_TOKENS {
+            out[t] = hsum_ps(acc[t]) + acc_m[t];
+        }
+        out
+    }
+}
+
+/// One Q5_K row against [`TILE_TOKENS`] Q8_K rows.
+///
+/// # Safety
+/// As for [`q4_k_row`], with Q5_K weight blocks.
+#[inline(always)]
+pub(crate) unsafe fn q5_k_row(
+    n: usize,
+    w: *const u8,
+    x: [*const u8; TILE_TOKENS],
+) -> [f32; TILE_TOKENS] {
+    const BYTES: usize = 176;
+    // SAFETY: as in `q4_k_row`.
+    unsafe {
+        let low_mask = _mm256_set1_epi8(0x0F);
+        let sixteen = _mm256_set1_epi8(16);
+        let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+        let mut acc_m = [0.0f32; TILE_TOKENS];
+        for i in 0..n / 256 {
+            let wb = w.add(i * BYTES);
+            let d = load_f16(wb);
+            let dmin = load_f16(wb.add(2));
+            let u = unpack_scales_mins(wb.add(4));
+            let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+                u[3] as i32,
+                u[2] as i32,
+                u[1] as i32,
+                u[0] as i32,
+            ));
+            let mins = _mm256_extracti128_si256::<1>(mins_and_scales);
+            let sc128 = _mm256_castsi256_si128(mins_and_scales);
+            let scales = _mm256_set_m128i(sc128, sc128);
+            let mut yd = [0.0f32; TILE_TOKENS];
+            for t in 0..TILE_TOKENS {
+                let xb = x[t].add(i * Q8_K_BYTES);
+                yd[t] = load_f32(xb);
+                let q8sums = load256(xb.add(Q8_K_BSUMS));
+                let q8s = _mm_hadd_epi16(
+                    _mm256_castsi256_si128(q8sums),
+                    _mm256_extracti128_si256::<1>(q8sums),
+                );
+                let prod = hsum_i32_128(_mm_madd_epi16(mins, q8s));
+                acc_m[t] -= yd[t] * dmin * prod as f32;
+            }
+            let hbits = load256(wb.add(16));
+            let mut hmask = _mm256_set1_epi8(1);
+            let mut sumi = [_mm256_setzero_si256(); TILE_TOKENS];
+            for j in 0..4 {
+                let scale_0 = _mm256_shuffle_epi8(scales, scale_shuffle(2 * j, 2 * j));
+                let scale_1 = _mm256_shuffle_epi8(scales, scale_shuffle(2 * j + 1, 2 * j + 1));
+                let bits = load256(wb.add(48 + 32 * j));
+                let h0 = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, hmask), hmask);
+                hmask = _mm256_add_epi8(hmask, hmask);
+                let h1 = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, hmask), hmask);
+                hmask = _mm256_add_epi8(hmask, hmask);
+                let q5_0 = _mm256_or_si256(
+                    _mm256_and_si256(bits, low_mask),
+                    _mm256_and_si256(h0, sixteen),
+                );
+                let q5_1 = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(bits), low_mask),
+                    _mm256_and_si256(h1, sixteen),
+                );
+                for t in 0..TILE_TOKENS {
+                    let q8 = x[t].add(i * Q8_K_BYTES + Q8_K_QS + 64 * j);
+                    let p0 = _mm256_maddubs_epi16(q5_0, load256(q8));
+                    let p1 = _mm256_maddubs_epi16(q5_1, load256(q8.add(32)));
+                    sumi[t] = _mm256_add_epi32(
+                        sumi[t],
+                        _mm256_add_epi32(
+                            _mm256_madd_epi16(scale_0, p0),
+                            _mm256_madd_epi16(scale_1, p1),
+                        ),
+                    );
                 }
             }
             for t in 0..TILE_TOKENS {
@@ -194,4 +290,18 @@ pub(crate) unsafe fn q6_k(
 ) -> [[f32; TILE_TOKENS]; TILE_ROWS] {
     // SAFETY: forwarded from the caller.
     unsafe { [q6_k_row(n, w[0], x), q6_k_row(n, w[1], x)] }
+}
+
+/// [`TILE_ROWS`] Q5_K rows against [`TILE_TOKENS`] Q8_K rows.
+///
+/// # Safety
+/// As for [`q5_k_row`], for every row.
+#[inline(always)]
+pub(crate) unsafe fn q5_k(
+    n: usize,
+    w: [*const u8; TILE_ROWS],
+    x: [*const u8; TILE_TOKENS],
+) -> [[f32; TILE_TOKENS]; TILE_ROWS] {
+    // SAFETY: forwarded from the caller.
+    unsafe { [q5_k_row(n, w[0], x), q5_k_row(n, w[1], x)] }
 }
