@@ -259,3 +259,67 @@ impl Vocab {
         self
     }
 }
+
+/// Encodes without splitting SentencePiece text into words.
+fn encode_whole_text(t: &mut Tokenizer, text: &str) -> Vec<u32> {
+    let saved = match &mut t.kind {
+        Kind::Spm(spm) => spm.spanning.take(),
+        Kind::Bpe(_) => None,
+    };
+    let ids = t.encode(text, false, false);
+    if let Kind::Spm(spm) = &mut t.kind {
+        spm.spanning = saved;
+    }
+    ids
+}
+
+#[test]
+fn spm_words_give_the_tokens_of_the_whole_text() -> Result<(), TokenizerError> {
+    // "o▁w" spans a word start, and outscores everything around it.
+    let pieces = [
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("e", -2.0),
+        ("l", -2.0),
+        ("o", -2.0),
+        ("w", -2.0),
+        ("r", -2.0),
+        ("d", -2.0),
+        ("o▁w", -0.5),
+        ("▁w", -1.0),
+        ("ll", -1.5),
+        ("▁▁", -1.2),
+        ("▁he", -3.0),
+        ("▁hello", -2.5),
+        ("hell", -2.2),
+    ];
+    let mut t = Tokenizer::from_vocab(spm_vocab(&pieces))?;
+    assert!(matches!(&t.kind, Kind::Spm(Spm { spanning: Some(s), .. }) if s == &["o▁w"]));
+    for text in [
+        "hello world",
+        "hello  world hello world",
+        "  hello   wor ld",
+        "hellow ow o w",
+        "héllo wörld",
+    ] {
+        assert_eq!(
+            t.encode(text, false, false),
+            encode_whole_text(&mut t, text),
+            "{text:?}"
+        );
+    }
+    let ids = t.encode("hello world", false, false);
+    assert!(texts(&t, &ids).contains(&"o▁w".to_owned()));
+    Ok(())
+}
+
+#[test]
+fn word_starts() {
+    let mut words = Vec::new();
+    let text = "▁a▁▁bc▁d>▁</x";
+    spm::words(text, &[">▁</".to_owned()], &mut words);
+    let got: Vec<&str> = words.iter().map(|r| &text[r.clone()]).collect();
+    assert_eq!(got, ["▁a", "▁▁bc", "▁d>▁</x"]);
+    assert!(spm::spans_word_start(">▁</"));
+    assert!(!spm::spans_word_start("▁▁a"));
+}
