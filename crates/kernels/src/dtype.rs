@@ -7,6 +7,8 @@ pub const QK_K: usize = 256;
 ///
 /// The discriminants are ggml's type ids (`enum ggml_type`), which is also how GGUF
 /// stores them, so a file's type id converts with [`DType::from_ggml_id`].
+// The variants use ggml's names (`Q4_K`), which are not camel case.
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum DType {
@@ -78,7 +80,9 @@ impl DType {
         match self {
             DType::F32 | DType::F16 | DType::BF16 => 1,
             DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 | DType::Q8_1 => 32,
-            DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K | DType::Q8_K => QK_K,
+            DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K | DType::Q8_K => {
+                QK_K
+            }
         }
     }
 

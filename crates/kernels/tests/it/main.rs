@@ -1,0 +1,3 @@
+//! Integration tests of the kernels crate (one binary, one module per area).
+
+mod simd;
