@@ -2,19 +2,36 @@
 //! pre-tokenizer, SentencePiece as llama.cpp runs it, special tokens, and incremental
 //! detokenization that only ever emits valid UTF-8.
 //!
-//! The goal is llama.cpp's ids, exactly: [`Tokenizer::encode`] is `llama_tokenize`,
+//! The goal is llama.cpp's ids, exactly (b11312, `src/llama-vocab.cpp` and
+//! `src/unicode.cpp`): [`Tokenizer::encode`] is `llama_tokenize`,
 //! [`Tokenizer::token_to_piece`] is `llama_token_to_piece` and [`Tokenizer::decode`] is
 //! `llama_detokenize`. This crate knows nothing of a model's weights; it reads the
-//! `tokenizer.*` keys, as plain values in a [`Vocab`].
+//! `tokenizer.*` keys of a GGUF file ([`Tokenizer::from_gguf`]), or the same values in a
+//! plain [`Vocab`] ([`Tokenizer::from_vocab`]).
 //!
 //! Main types: [`Tokenizer`] (load once, share freely), [`Detokenizer`] (one per stream),
 //! [`Vocab`] (the metadata a tokenizer is built from), [`TokenizerError`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let file = gguf::GgufFile::open("model.gguf")?;
+//! let tokenizer = tokenizer::Tokenizer::from_gguf(&file)?;
+//! let ids = tokenizer.encode("<|im_start|>user\nHi<|im_end|>", true, true);
+//! let mut detokenizer = tokenizer::Detokenizer::new();
+//! for &id in &ids {
+//!     print!("{}", detokenizer.push(&tokenizer, id));
+//! }
+//! print!("{}", detokenizer.flush());
+//! # Ok(())
+//! # }
+//! ```
 
 mod attr;
 mod bpe;
 mod detokenizer;
 mod error;
 mod fxhash;
+mod gguf_load;
 mod load;
 mod piece;
 mod pre_names;
@@ -140,8 +157,8 @@ impl std::fmt::Debug for Tokenizer {
 
 impl Tokenizer {
     /// Builds a tokenizer from a model's tokenizer metadata, checking all of it.
-    pub fn from_vocab(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
-        load::build(vocab)
+    pub fn from_vocab(vocab: &Vocab) -> Result<Tokenizer, TokenizerError> {
+        load::build(&vocab.as_ref())
     }
 
     /// Turns text into token ids, as `llama_tokenize`.

@@ -1,4 +1,4 @@
-//! Building a [`Tokenizer`] from a [`Vocab`], step for step as llama.cpp's
+//! Building a [`Tokenizer`] from a vocabulary's metadata, step for step as llama.cpp's
 //! `llama_vocab::impl::load`: model type and its defaults, token attributes, merges,
 //! special ids and flags, tokens recognised by their text, end-of-generation set, and the
 //! special-token matcher.
@@ -8,7 +8,7 @@ use crate::pre_names::{self, PreSettings};
 use crate::special::{SpecialToken, SpecialTokens};
 use crate::spm;
 use crate::token_table::{Duplicate, TokenTable};
-use crate::vocab::{SpecialTokenIds, Vocab};
+use crate::vocab::{SpecialTokenIds, VocabRef};
 use crate::{attr, Bpe, Kind, Spm, TokenData, Tokenizer, TokenizerError};
 
 /// Which tokenizer algorithm, with the settings that depend on it.
@@ -36,8 +36,8 @@ pub(crate) struct Ids {
     pub(crate) fim_sep: Option<u32>,
 }
 
-pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
-    let algorithm = algorithm(&vocab)?;
+pub(crate) fn build(vocab: &VocabRef<'_>) -> Result<Tokenizer, TokenizerError> {
+    let algorithm = algorithm(vocab)?;
     let n_tokens = vocab.tokens.len();
     if n_tokens == 0 {
         return Err(TokenizerError::EmptyVocabulary);
@@ -47,11 +47,11 @@ pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
         found: n_tokens,
         n_tokens,
     })?;
-    let (mut tokens, table) = token_table(&vocab)?;
+    let (mut tokens, table) = token_table(vocab)?;
     let token_id = |text: &str| table.get(text);
     let kind = match algorithm {
         Algorithm::Bpe(settings) => {
-            let merges = vocab.merges.as_deref().ok_or(TokenizerError::MissingKey {
+            let merges = vocab.merges.ok_or(TokenizerError::MissingKey {
                 key: "tokenizer.ggml.merges",
             })?;
             Kind::Bpe(Bpe {
@@ -63,15 +63,15 @@ pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
         }
         Algorithm::Spm => Kind::Spm(Spm {
             byte_tokens: spm_byte_tokens(token_id),
-            spanning: spanning_tokens(&vocab.tokens),
+            spanning: spanning_tokens(vocab.tokens),
         }),
     };
     let mut ids = default_ids(&algorithm);
     apply_metadata_ids(&mut ids, &vocab.special, n_tokens_u32);
-    let flags = flags(&algorithm, &vocab, &ids)?;
+    let flags = flags(&algorithm, vocab, &ids)?;
     detect_by_text(&mut ids, &mut tokens, &table);
     let eog = end_of_generation(&ids, &mut tokens, &table);
-    apply_model_attributes(&vocab, &mut tokens, &table);
+    apply_model_attributes(vocab, &mut tokens, &table);
     let special = special_matcher(&tokens, &table);
     Ok(Tokenizer {
         tokens,
@@ -87,11 +87,11 @@ pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
     })
 }
 
-fn algorithm(vocab: &Vocab) -> Result<Algorithm, TokenizerError> {
-    match vocab.model.as_str() {
+fn algorithm(vocab: &VocabRef<'_>) -> Result<Algorithm, TokenizerError> {
+    match vocab.model {
         "llama" => Ok(Algorithm::Spm),
         "gpt2" => {
-            let name = vocab.pre.as_deref().unwrap_or("default");
+            let name = vocab.pre.unwrap_or("default");
             let settings =
                 pre_names::lookup(name).ok_or_else(|| TokenizerError::UnsupportedPreTokenizer {
                     name: name.to_owned(),
@@ -100,13 +100,13 @@ fn algorithm(vocab: &Vocab) -> Result<Algorithm, TokenizerError> {
             Ok(Algorithm::Bpe(settings))
         }
         "no_vocab" | "none" | "bert" | "t5" | "rwkv" | "plamo2" | "gemma4" | "hybriddna"
-        | "whitespace" => Err(TokenizerError::UnsupportedModel(vocab.model.clone())),
+        | "whitespace" => Err(TokenizerError::UnsupportedModel(vocab.model.to_owned())),
         other => Err(TokenizerError::UnknownModel(other.to_owned())),
     }
 }
 
 /// Token scores and attributes, and the token texts with their index.
-fn token_table(vocab: &Vocab) -> Result<(Vec<TokenData>, TokenTable), TokenizerError> {
+fn token_table(vocab: &VocabRef<'_>) -> Result<(Vec<TokenData>, TokenTable), TokenizerError> {
     let n_tokens = vocab.tokens.len();
     let check_len = |key: &'static str, found: usize| {
         if found < n_tokens {
@@ -243,7 +243,7 @@ struct Flags {
     clean_spaces: bool,
 }
 
-fn flags(algorithm: &Algorithm, vocab: &Vocab, ids: &Ids) -> Result<Flags, TokenizerError> {
+fn flags(algorithm: &Algorithm, vocab: &VocabRef<'_>, ids: &Ids) -> Result<Flags, TokenizerError> {
     let (add_bos, add_sep, add_space_prefix, clean_spaces) = match algorithm {
         Algorithm::Bpe(s) => (s.add_bos, s.add_sep, false, s.clean_spaces),
         Algorithm::Spm => (true, false, true, false),
@@ -444,9 +444,9 @@ fn end_of_generation(ids: &Ids, tokens: &mut [TokenData], table: &TokenTable) ->
 }
 
 /// Per-token attributes llama.cpp sets by model or pre-tokenizer name.
-fn apply_model_attributes(vocab: &Vocab, tokens: &mut [TokenData], table: &TokenTable) {
-    let pre = vocab.pre.as_deref().unwrap_or("");
-    let name = vocab.model_name.as_deref().unwrap_or("").to_lowercase();
+fn apply_model_attributes(vocab: &VocabRef<'_>, tokens: &mut [TokenData], table: &TokenTable) {
+    let pre = vocab.pre.unwrap_or("");
+    let name = vocab.model_name.unwrap_or("").to_lowercase();
     let set = |tokens: &mut [TokenData], text: &str, bit: u16, on: bool| {
         if let Some(id) = table.get(text) {
             let token = &mut tokens[id as usize];
