@@ -33,8 +33,8 @@ pub(crate) trait Legacy {
     /// The 32 weights of the block at `wb` as bytes (`u`, or `q` when `SIGNED`).
     ///
     /// # Safety
-    /// AVX2; `wb` readable for one block.
-    unsafe fn unpack(wb: *const u8) -> __m256i;
+    /// AVX2 (and AVX-512 BW with VL when `AVX512`); `wb` readable for one block.
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i;
 }
 
 /// Q4_0: nibbles, offset 8.
@@ -56,7 +56,7 @@ impl Legacy for Q4_0 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = false;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe { bytes_from_nibbles_32(wb.add(2)) }
     }
@@ -70,7 +70,7 @@ impl Legacy for Q4_1 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = true;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe { bytes_from_nibbles_32(wb.add(4)) }
     }
@@ -84,10 +84,10 @@ impl Legacy for Q5_0 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = false;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe {
-            let high = _mm256_and_si256(bytes_from_bits_32(wb.add(2)), _mm256_set1_epi8(0x10));
+            let high = select_by_bits::<AVX512>(wb.add(2), true, _mm256_set1_epi8(0x10));
             _mm256_or_si256(bytes_from_nibbles_32(wb.add(6)), high)
         }
     }
@@ -101,10 +101,10 @@ impl Legacy for Q5_1 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = true;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe {
-            let high = _mm256_and_si256(bytes_from_bits_32(wb.add(4)), _mm256_set1_epi8(0x10));
+            let high = select_by_bits::<AVX512>(wb.add(4), true, _mm256_set1_epi8(0x10));
             _mm256_or_si256(bytes_from_nibbles_32(wb.add(8)), high)
         }
     }
@@ -118,7 +118,7 @@ impl Legacy for Q8_0 {
     const SIGNED: bool = true;
     const HAS_MIN: bool = false;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe { load256(wb.add(2)) }
     }
@@ -127,7 +127,7 @@ impl Legacy for Q8_0 {
 /// `out[r][t] = dot(w[r], x[t])` for a tile of a legacy format.
 ///
 /// # Safety
-/// AVX2, FMA and F16C (plus AVX512-VNNI/VL when `VNNI`); every `w[r]` readable for
+/// AVX2, FMA and F16C (plus AVX-512 BW, VL and VNNI when `VNNI`); every `w[r]` readable for
 /// `n / 32` weight blocks and every `x[t]` for `n / 32` activation blocks.
 #[inline(always)]
 pub(crate) unsafe fn legacy<F: Legacy, const VNNI: bool>(
@@ -147,7 +147,7 @@ pub(crate) unsafe fn legacy<F: Legacy, const VNNI: bool>(
             let mut mw = [0.0f32; TILE_ROWS];
             for r in 0..TILE_ROWS {
                 let wb = w[r].add(i * F::W_BYTES);
-                wq[r] = F::unpack(wb);
+                wq[r] = F::unpack::<VNNI>(wb);
                 dw[r] = _mm256_set1_ps(load_f16(wb));
                 if F::HAS_MIN {
                     mw[r] = load_f16(wb.add(2));
