@@ -2,25 +2,43 @@
 //! pre-tokenizer, SentencePiece as llama.cpp runs it, special tokens, and incremental
 //! detokenization that only ever emits valid UTF-8.
 //!
-//! The goal is llama.cpp's ids, exactly: [`Tokenizer::encode`] is `llama_tokenize`,
+//! The goal is llama.cpp's ids, exactly (b11312, `src/llama-vocab.cpp` and
+//! `src/unicode.cpp`): [`Tokenizer::encode`] is `llama_tokenize`,
 //! [`Tokenizer::token_to_piece`] is `llama_token_to_piece` and [`Tokenizer::decode`] is
 //! `llama_detokenize`. This crate knows nothing of a model's weights; it reads the
-//! `tokenizer.*` keys, as plain values in a [`Vocab`].
+//! `tokenizer.*` keys of a GGUF file ([`Tokenizer::from_gguf`]), or the same values in a
+//! plain [`Vocab`] ([`Tokenizer::from_vocab`]).
 //!
 //! Main types: [`Tokenizer`] (load once, share freely), [`Detokenizer`] (one per stream),
 //! [`Vocab`] (the metadata a tokenizer is built from), [`TokenizerError`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let file = gguf::GgufFile::open("model.gguf")?;
+//! let tokenizer = tokenizer::Tokenizer::from_gguf(&file)?;
+//! let ids = tokenizer.encode("<|im_start|>user\nHi<|im_end|>", true, true);
+//! let mut detokenizer = tokenizer::Detokenizer::new();
+//! for &id in &ids {
+//!     print!("{}", detokenizer.push(&tokenizer, id));
+//! }
+//! print!("{}", detokenizer.flush());
+//! # Ok(())
+//! # }
+//! ```
 
 mod attr;
 mod bpe;
 mod detokenizer;
 mod error;
 mod fxhash;
+mod gguf_load;
 mod load;
 mod piece;
 mod pre_names;
 mod pretokenize;
 mod special;
 mod spm;
+mod token_table;
 mod unicode;
 mod vocab;
 
@@ -38,14 +56,11 @@ use load::Ids;
 use pretokenize::PreTokenizer;
 use special::{Fragment, SpecialTokens};
 use spm::{SpmScratch, SpmVocab};
+use token_table::TokenTable;
 
-/// Token text to id.
-type TokenMap = HashMap<String, u32, BuildHasherDefault<FxHasher>>;
-
-/// What the vocabulary knows of one token.
-#[derive(Clone, Debug)]
+/// What the vocabulary knows of one token besides its text.
+#[derive(Clone, Copy, Debug)]
 struct TokenData {
-    text: String,
     score: f32,
     /// llama.cpp's `llama_token_attr` bits, see [`attr`].
     attr: u16,
@@ -65,6 +80,37 @@ struct Bpe {
 struct Spm {
     /// The `<0xXX>` token of each byte.
     byte_tokens: [Option<u32>; 256],
+    /// Tokens that span the start of a word ([`spm::words`]), or `None` when there are too
+    /// many to split text into words.
+    spanning: Option<Vec<String>>,
+}
+
+/// Token ids of words already tokenized in one call of [`Tokenizer::encode`]: text that
+/// repeats a word (most text does) is merged once per word. Keys borrow the text.
+struct WordCache<'a> {
+    ranges: HashMap<&'a str, Range<usize>, BuildHasherDefault<FxHasher>>,
+    ids: Vec<u32>,
+}
+
+impl<'a> WordCache<'a> {
+    fn new() -> WordCache<'a> {
+        WordCache {
+            ranges: HashMap::default(),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Appends the tokens of `word`, from the cache or from `tokenize`.
+    fn encode(&mut self, word: &'a str, out: &mut Vec<u32>, tokenize: impl FnOnce(&mut Vec<u32>)) {
+        if let Some(range) = self.ranges.get(word) {
+            out.extend_from_slice(&self.ids[range.clone()]);
+            return;
+        }
+        let start = self.ids.len();
+        tokenize(&mut self.ids);
+        out.extend_from_slice(&self.ids[start..]);
+        self.ranges.insert(word, start..self.ids.len());
+    }
 }
 
 enum Kind {
@@ -79,7 +125,8 @@ enum Kind {
 pub struct Tokenizer {
     /// Indexed by token id.
     tokens: Vec<TokenData>,
-    token_to_id: TokenMap,
+    /// Token texts, by id and by text.
+    table: TokenTable,
     kind: Kind,
     special: SpecialTokens,
     ids: Ids,
@@ -110,8 +157,8 @@ impl std::fmt::Debug for Tokenizer {
 
 impl Tokenizer {
     /// Builds a tokenizer from a model's tokenizer metadata, checking all of it.
-    pub fn from_vocab(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
-        load::build(vocab)
+    pub fn from_vocab(vocab: &Vocab) -> Result<Tokenizer, TokenizerError> {
+        load::build(&vocab.as_ref())
     }
 
     /// Turns text into token ids, as `llama_tokenize`.
@@ -140,6 +187,7 @@ impl Tokenizer {
         let mut words: Vec<Range<usize>> = Vec::new();
         let mut scratch = BpeScratch::default();
         let mut encoded = String::new();
+        let mut cache = WordCache::new();
         for fragment in fragments {
             let range = match fragment {
                 Fragment::Token(id) => {
@@ -152,45 +200,78 @@ impl Tokenizer {
             words.clear();
             bpe.pre.split(fragment_text, &mut words);
             for word in &words {
-                let word = &fragment_text.as_bytes()[word.clone()];
-                if bpe.ignore_merges {
-                    bpe::byte_encode(word, &mut encoded);
-                    if let Some(&id) = self.token_to_id.get(encoded.as_str()) {
-                        out.push(id);
-                        continue;
+                let word = &fragment_text[word.clone()];
+                cache.encode(word, out, |ids| {
+                    if bpe.ignore_merges {
+                        bpe::byte_encode(word.as_bytes(), &mut encoded);
+                        if let Some(id) = self.table.get(&encoded) {
+                            ids.push(id);
+                            return;
+                        }
                     }
-                }
-                bpe::merge_word(word, &bpe.byte_tokens, &bpe.merges, &mut scratch, out);
+                    bpe::merge_word(
+                        word.as_bytes(),
+                        &bpe.byte_tokens,
+                        &bpe.merges,
+                        &mut scratch,
+                        ids,
+                    );
+                });
             }
         }
     }
 
     fn encode_spm(&self, spm: &Spm, text: &str, fragments: &[Fragment], out: &mut Vec<u32>) {
-        let vocab = SpmView {
-            tokenizer: self,
-            spm,
-        };
-        let mut scratch = SpmScratch::default();
-        let mut escaped = String::new();
+        // Escape all text fragments first, so that cached words can borrow from it.
+        let mut escaped = String::with_capacity(text.len() + text.len() / 2);
+        let mut pieces = Vec::with_capacity(fragments.len());
         // llama.cpp prefixes a space to the first text and to text after a special token.
         let mut previous_is_special = true;
         for fragment in fragments {
             match fragment {
                 Fragment::Token(id) => {
-                    out.push(*id);
+                    pieces.push(Fragment::Token(*id));
                     previous_is_special = true;
                 }
                 Fragment::Text(range) => {
-                    escaped.clear();
+                    let start = escaped.len();
                     if self.add_space_prefix && previous_is_special {
                         escaped.push('▁');
                     }
                     for c in text[range.clone()].chars() {
                         escaped.push(if c == ' ' { '▁' } else { c });
                     }
-                    spm::tokenize(&escaped, &vocab, &mut scratch, out);
+                    pieces.push(Fragment::Text(start..escaped.len()));
                     previous_is_special = false;
                 }
+            }
+        }
+        let vocab = SpmView {
+            tokenizer: self,
+            spm,
+        };
+        let mut scratch = SpmScratch::default();
+        let mut cache = WordCache::new();
+        let mut words = Vec::new();
+        for piece in pieces {
+            let range = match piece {
+                Fragment::Token(id) => {
+                    out.push(id);
+                    continue;
+                }
+                Fragment::Text(range) => range,
+            };
+            let piece_text = &escaped[range];
+            words.clear();
+            match &spm.spanning {
+                Some(spanning) => spm::words(piece_text, spanning, &mut words),
+                None => words.push(0..piece_text.len()),
+            }
+            for word in &words {
+                let word = &piece_text[word.clone()];
+                cache.encode(word, out, |ids| {
+                    spm::tokenize(word, &vocab, &mut scratch, ids)
+                });
             }
         }
     }
@@ -243,12 +324,12 @@ impl Tokenizer {
 
     /// The token with exactly this text in the vocabulary.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.table.get(text)
     }
 
     /// The text of a token as stored in the vocabulary (GPT-2 characters, '▁', `<0xXX>`).
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).map(|t| t.text.as_str())
+        self.table.text(id)
     }
 
     fn attr(&self, id: u32) -> u16 {
@@ -264,7 +345,7 @@ struct SpmView<'a> {
 
 impl SpmVocab for SpmView<'_> {
     fn token_id(&self, text: &str) -> Option<u32> {
-        self.tokenizer.token_to_id.get(text).copied()
+        self.tokenizer.table.get(text)
     }
 
     fn score(&self, id: u32) -> f32 {

@@ -1,4 +1,4 @@
-//! Building a [`Tokenizer`] from a [`Vocab`], step for step as llama.cpp's
+//! Building a [`Tokenizer`] from a vocabulary's metadata, step for step as llama.cpp's
 //! `llama_vocab::impl::load`: model type and its defaults, token attributes, merges,
 //! special ids and flags, tokens recognised by their text, end-of-generation set, and the
 //! special-token matcher.
@@ -6,8 +6,10 @@
 use crate::bpe::{byte_tokens, parse_merges};
 use crate::pre_names::{self, PreSettings};
 use crate::special::{SpecialToken, SpecialTokens};
-use crate::vocab::{SpecialTokenIds, Vocab};
-use crate::{attr, Bpe, Kind, Spm, TokenData, TokenMap, Tokenizer, TokenizerError};
+use crate::spm;
+use crate::token_table::{Duplicate, TokenTable};
+use crate::vocab::{SpecialTokenIds, VocabRef};
+use crate::{attr, Bpe, Kind, Spm, TokenData, Tokenizer, TokenizerError};
 
 /// Which tokenizer algorithm, with the settings that depend on it.
 enum Algorithm {
@@ -34,8 +36,8 @@ pub(crate) struct Ids {
     pub(crate) fim_sep: Option<u32>,
 }
 
-pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
-    let algorithm = algorithm(&vocab)?;
+pub(crate) fn build(vocab: &VocabRef<'_>) -> Result<Tokenizer, TokenizerError> {
+    let algorithm = algorithm(vocab)?;
     let n_tokens = vocab.tokens.len();
     if n_tokens == 0 {
         return Err(TokenizerError::EmptyVocabulary);
@@ -45,11 +47,11 @@ pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
         found: n_tokens,
         n_tokens,
     })?;
-    let (mut tokens, token_to_id) = token_table(&vocab)?;
-    let token_id = |text: &str| token_to_id.get(text).copied();
+    let (mut tokens, table) = token_table(vocab)?;
+    let token_id = |text: &str| table.get(text);
     let kind = match algorithm {
         Algorithm::Bpe(settings) => {
-            let merges = vocab.merges.as_deref().ok_or(TokenizerError::MissingKey {
+            let merges = vocab.merges.ok_or(TokenizerError::MissingKey {
                 key: "tokenizer.ggml.merges",
             })?;
             Kind::Bpe(Bpe {
@@ -61,18 +63,19 @@ pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
         }
         Algorithm::Spm => Kind::Spm(Spm {
             byte_tokens: spm_byte_tokens(token_id),
+            spanning: spanning_tokens(vocab.tokens),
         }),
     };
     let mut ids = default_ids(&algorithm);
     apply_metadata_ids(&mut ids, &vocab.special, n_tokens_u32);
-    let flags = flags(&algorithm, &vocab, &ids)?;
-    detect_by_text(&mut ids, &mut tokens);
-    let eog = end_of_generation(&mut ids, &mut tokens);
-    apply_model_attributes(&vocab, &mut tokens, &token_to_id);
-    let special = special_matcher(&tokens);
+    let flags = flags(&algorithm, vocab, &ids)?;
+    detect_by_text(&mut ids, &mut tokens, &table);
+    let eog = end_of_generation(&ids, &mut tokens, &table);
+    apply_model_attributes(vocab, &mut tokens, &table);
+    let special = special_matcher(&tokens, &table);
     Ok(Tokenizer {
         tokens,
-        token_to_id,
+        table,
         kind,
         special,
         ids,
@@ -84,11 +87,11 @@ pub(crate) fn build(vocab: Vocab) -> Result<Tokenizer, TokenizerError> {
     })
 }
 
-fn algorithm(vocab: &Vocab) -> Result<Algorithm, TokenizerError> {
-    match vocab.model.as_str() {
+fn algorithm(vocab: &VocabRef<'_>) -> Result<Algorithm, TokenizerError> {
+    match vocab.model {
         "llama" => Ok(Algorithm::Spm),
         "gpt2" => {
-            let name = vocab.pre.as_deref().unwrap_or("default");
+            let name = vocab.pre.unwrap_or("default");
             let settings =
                 pre_names::lookup(name).ok_or_else(|| TokenizerError::UnsupportedPreTokenizer {
                     name: name.to_owned(),
@@ -96,14 +99,16 @@ fn algorithm(vocab: &Vocab) -> Result<Algorithm, TokenizerError> {
                 })?;
             Ok(Algorithm::Bpe(settings))
         }
-        "no_vocab" | "none" | "bert" | "t5" | "rwkv" | "plamo2" | "gemma4" | "hybriddna"
-        | "whitespace" => Err(TokenizerError::UnsupportedModel(vocab.model.clone())),
+        "no_vocab" | "none" | "bert" | "t5" | "rwkv" | "test" | "plamo2" | "gemma4"
+        | "hybriddna" | "whitespace" => {
+            Err(TokenizerError::UnsupportedModel(vocab.model.to_owned()))
+        }
         other => Err(TokenizerError::UnknownModel(other.to_owned())),
     }
 }
 
-/// Token texts, scores and attributes, and the text-to-id map.
-fn token_table(vocab: &Vocab) -> Result<(Vec<TokenData>, TokenMap), TokenizerError> {
+/// Token scores and attributes, and the token texts with their index.
+fn token_table(vocab: &VocabRef<'_>) -> Result<(Vec<TokenData>, TokenTable), TokenizerError> {
     let n_tokens = vocab.tokens.len();
     let check_len = |key: &'static str, found: usize| {
         if found < n_tokens {
@@ -122,33 +127,43 @@ fn token_table(vocab: &Vocab) -> Result<(Vec<TokenData>, TokenMap), TokenizerErr
     if let Some(types) = &vocab.token_types {
         check_len("tokenizer.ggml.token_type", types.len())?;
     }
-    let mut tokens = Vec::with_capacity(n_tokens);
-    let mut token_to_id = TokenMap::with_capacity_and_hasher(n_tokens, Default::default());
-    for (i, text) in vocab.tokens.iter().enumerate() {
-        let id = i as u32;
-        let text = if text.is_empty() {
-            format!("[EMPTY_{i}]")
+    // llama.cpp names an empty token "[EMPTY_<id>]".
+    let empty_names: Vec<(usize, String)> = vocab
+        .tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, text)| text.is_empty())
+        .map(|(i, _)| (i, format!("[EMPTY_{i}]")))
+        .collect();
+    let texts = vocab.tokens.iter().enumerate().map(|(i, text)| {
+        if text.is_empty() {
+            let at = empty_names.partition_point(|(j, _)| *j < i);
+            empty_names.get(at).map_or("", |(_, name)| name.as_str())
         } else {
-            text.clone()
-        };
-        if let Some(&first) = token_to_id.get(text.as_str()) {
-            return Err(TokenizerError::DuplicateToken {
-                text,
-                first,
-                second: id,
-            });
+            text.as_str()
         }
-        token_to_id.insert(text.clone(), id);
-        let score = vocab.scores.as_ref().map_or(0.0, |s| s[i]);
-        let attr = vocab
-            .token_types
-            .as_ref()
-            .map_or(attr::NORMAL, |t| attr::from_token_type(t[i]));
-        // -0.0 and 0.0 are equal to llama.cpp's comparisons; make them equal to total_cmp.
-        let score = if score == 0.0 { 0.0 } else { score };
-        tokens.push(TokenData { text, score, attr });
-    }
-    Ok((tokens, token_to_id))
+    });
+    let table = TokenTable::new(texts).map_err(|Duplicate(text, first, second)| {
+        TokenizerError::DuplicateToken {
+            text,
+            first,
+            second,
+        }
+    })?;
+    let tokens = (0..n_tokens)
+        .map(|i| {
+            let score = vocab.scores.as_ref().map_or(0.0, |s| s[i]);
+            // -0.0 and 0.0 are equal to llama.cpp's comparisons; make them equal to
+            // total_cmp too.
+            let score = if score == 0.0 { 0.0 } else { score };
+            let attr = vocab
+                .token_types
+                .as_ref()
+                .map_or(attr::NORMAL, |t| attr::from_token_type(t[i]));
+            TokenData { score, attr }
+        })
+        .collect();
+    Ok((tokens, table))
 }
 
 /// `llama_vocab::byte_to_token` for SentencePiece: `<0xXX>`, else the byte as text.
@@ -163,6 +178,17 @@ fn spm_byte_tokens(token_id: impl Fn(&str) -> Option<u32>) -> [Option<u32>; 256]
         });
     }
     tokens
+}
+
+/// The tokens that span a word start, if few enough to split text into words.
+fn spanning_tokens(texts: &[String]) -> Option<Vec<String>> {
+    let spanning: Vec<String> = texts
+        .iter()
+        .filter(|text| spm::spans_word_start(text))
+        .take(spm::MAX_SPANNING_TOKENS + 1)
+        .cloned()
+        .collect();
+    (spanning.len() <= spm::MAX_SPANNING_TOKENS).then_some(spanning)
 }
 
 fn default_ids(algorithm: &Algorithm) -> Ids {
@@ -219,7 +245,7 @@ struct Flags {
     clean_spaces: bool,
 }
 
-fn flags(algorithm: &Algorithm, vocab: &Vocab, ids: &Ids) -> Result<Flags, TokenizerError> {
+fn flags(algorithm: &Algorithm, vocab: &VocabRef<'_>, ids: &Ids) -> Result<Flags, TokenizerError> {
     let (add_bos, add_sep, add_space_prefix, clean_spaces) = match algorithm {
         Algorithm::Bpe(s) => (s.add_bos, s.add_sep, false, s.clean_spaces),
         Algorithm::Spm => (true, false, true, false),
@@ -315,9 +341,14 @@ const FIM_REP_TEXTS: &[&str] = &[
 ];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
+/// The lowest id among tokens with one of these texts.
+fn lowest_with_text(table: &TokenTable, texts: &[&str]) -> Option<u32> {
+    texts.iter().filter_map(|text| table.get(text)).min()
+}
+
 /// Fills unnamed end-of-turn and FIM ids from token texts. llama.cpp walks its hash map,
 /// so with several candidates its pick depends on hashing; here the lowest id wins.
-fn detect_by_text(ids: &mut Ids, tokens: &mut [TokenData]) {
+fn detect_by_text(ids: &mut Ids, tokens: &mut [TokenData], table: &TokenTable) {
     let slots: [(&mut Option<u32>, &[&str]); 8] = [
         (&mut ids.eot, EOT_TEXTS),
         (&mut ids.eom, EOM_TEXTS),
@@ -332,14 +363,16 @@ fn detect_by_text(ids: &mut Ids, tokens: &mut [TokenData]) {
         if slot.is_some() {
             continue;
         }
-        if let Some(id) = tokens.iter().position(|t| texts.contains(&t.text.as_str())) {
-            *slot = Some(id as u32);
-            tokens[id].attr |= attr::CONTROL;
+        if let Some(id) = lowest_with_text(table, texts) {
+            *slot = Some(id);
+            tokens[id as usize].attr |= attr::CONTROL;
         }
     }
     // Control tokens named "unused" are unused (Gemma's <unusedN>).
-    for token in tokens.iter_mut() {
-        if token.attr & attr::CONTROL != 0 && token.text.contains("unused") {
+    for (id, token) in tokens.iter_mut().enumerate() {
+        if token.attr & attr::CONTROL != 0
+            && table.text(id as u32).is_some_and(|t| t.contains("unused"))
+        {
             token.attr |= attr::UNUSED;
         }
     }
@@ -374,44 +407,37 @@ const EOG_TEXTS: &[&str] = &[
 /// The end-of-generation set: FIM pad/repo/separator, every token with an EOG text (made a
 /// control token), EOS, EOT and EOM; then llama.cpp's two exceptions for vocabularies
 /// where `<|end|>` or `</s>` is an ordinary token.
-fn end_of_generation(ids: &mut Ids, tokens: &mut [TokenData]) -> Vec<u32> {
+fn end_of_generation(ids: &Ids, tokens: &mut [TokenData], table: &TokenTable) -> Vec<u32> {
     let mut eog: Vec<u32> = [ids.fim_pad, ids.fim_rep, ids.fim_sep]
         .into_iter()
         .flatten()
         .collect();
-    for (id, token) in tokens.iter_mut().enumerate() {
-        if EOG_TEXTS.contains(&token.text.as_str()) {
-            eog.push(id as u32);
-            token.attr |= attr::CONTROL;
-        }
-        // gpt-oss: these structure tokens are always rendered.
-        if matches!(
-            token.text.as_str(),
-            "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>"
-        ) {
-            token.attr = attr::USER_DEFINED;
+    for id in EOG_TEXTS.iter().filter_map(|text| table.get(text)) {
+        eog.push(id);
+        tokens[id as usize].attr |= attr::CONTROL;
+    }
+    // gpt-oss: these structure tokens are always rendered.
+    for text in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+        if let Some(id) = table.get(text) {
+            tokens[id as usize].attr = attr::USER_DEFINED;
         }
     }
     eog.extend([ids.eos, ids.eot, ids.eom].into_iter().flatten());
     eog.sort_unstable();
     eog.dedup();
-    let find = |tokens: &[TokenData], eog: &[u32], text: &str| {
-        eog.iter()
-            .copied()
-            .find(|&id| tokens[id as usize].text == text)
-    };
-    let has = |tokens: &[TokenData], eog: &[u32], text: &str| find(tokens, eog, text).is_some();
+    let find = |eog: &[u32], text: &str| table.get(text).filter(|id| eog.contains(id));
+    let has = |eog: &[u32], text: &str| find(eog, text).is_some();
     // o200k_harmony and solar-open: <|end|> ends a message, not the generation.
-    if let Some(end) = find(tokens, &eog, "<|end|>") {
-        let call = has(tokens, &eog, "<|call|>") || has(tokens, &eog, "<|calls|>");
-        if call && (has(tokens, &eog, "<|return|>") || has(tokens, &eog, "<|flush|>")) {
+    if let Some(end) = find(&eog, "<|end|>") {
+        let call = has(&eog, "<|call|>") || has(&eog, "<|calls|>");
+        if call && (has(&eog, "<|return|>") || has(&eog, "<|flush|>")) {
             eog.retain(|&id| id != end);
             tokens[end as usize].attr = attr::USER_DEFINED;
         }
     }
-    // Gemma 4 and PaddleOCR: </s> is an ordinary token there.
-    if let Some(s) = find(tokens, &eog, "</s>") {
-        if has(tokens, &eog, "<|tool_response>") {
+    // Gemma 4 and PLaMo: </s> is an ordinary token there.
+    if let Some(s) = find(&eog, "</s>") {
+        if has(&eog, "<|tool_response>") || has(&eog, "<|plamo:eos|>") {
             eog.retain(|&id| id != s);
             tokens[s as usize].attr = attr::NORMAL;
         }
@@ -420,11 +446,11 @@ fn end_of_generation(ids: &mut Ids, tokens: &mut [TokenData]) -> Vec<u32> {
 }
 
 /// Per-token attributes llama.cpp sets by model or pre-tokenizer name.
-fn apply_model_attributes(vocab: &Vocab, tokens: &mut [TokenData], token_to_id: &TokenMap) {
-    let pre = vocab.pre.as_deref().unwrap_or("");
-    let name = vocab.model_name.as_deref().unwrap_or("").to_lowercase();
+fn apply_model_attributes(vocab: &VocabRef<'_>, tokens: &mut [TokenData], table: &TokenTable) {
+    let pre = vocab.pre.unwrap_or("");
+    let name = vocab.model_name.unwrap_or("").to_lowercase();
     let set = |tokens: &mut [TokenData], text: &str, bit: u16, on: bool| {
-        if let Some(&id) = token_to_id.get(text) {
+        if let Some(id) = table.get(text) {
             let token = &mut tokens[id as usize];
             token.attr = if on {
                 token.attr | bit
@@ -454,7 +480,7 @@ fn apply_model_attributes(vocab: &Vocab, tokens: &mut [TokenData], token_to_id: 
 }
 
 /// Control, user-defined and unknown tokens, for `tokenizer_st_partition`.
-fn special_matcher(tokens: &[TokenData]) -> SpecialTokens {
+fn special_matcher(tokens: &[TokenData], table: &TokenTable) -> SpecialTokens {
     let special = tokens
         .iter()
         .enumerate()
@@ -466,7 +492,7 @@ fn special_matcher(tokens: &[TokenData]) -> SpecialTokens {
                 lstrip: t.attr & attr::LSTRIP != 0,
                 rstrip: t.attr & attr::RSTRIP != 0,
             };
-            (t.text.clone(), token)
+            (table.text(id as u32).unwrap_or_default().to_owned(), token)
         })
         .collect();
     SpecialTokens::new(special)

@@ -18,7 +18,7 @@ impl Tokenizer {
     }
 
     pub(crate) fn append_piece(&self, id: u32, special: bool, out: &mut Vec<u8>) {
-        let Some(token) = self.tokens.get(id as usize) else {
+        let (Some(token), Some(text)) = (self.tokens.get(id as usize), self.table.text(id)) else {
             return;
         };
         let a = token.attr;
@@ -26,20 +26,20 @@ impl Tokenizer {
             return;
         }
         if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
-            out.extend_from_slice(token.text.as_bytes());
+            out.extend_from_slice(text.as_bytes());
         } else if a & attr::NORMAL != 0 {
             match &self.kind {
                 Kind::Spm(_) => {
-                    for c in token.text.chars() {
+                    for c in text.chars() {
                         let mut buf = [0u8; 4];
                         let c = if c == '▁' { ' ' } else { c };
                         out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                     }
                 }
-                Kind::Bpe(_) => decode_byte_level(&token.text, out),
+                Kind::Bpe(_) => decode_byte_level(text, out),
             }
         } else if a & attr::BYTE != 0 {
-            out.push(byte_of_byte_token(&token.text));
+            out.push(byte_of_byte_token(text));
         }
         // Other types (unused, undefined) render as nothing, as in llama.cpp.
     }

@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 
 /// What the merge loop needs from the vocabulary.
 pub(crate) trait SpmVocab {
@@ -17,6 +18,58 @@ pub(crate) trait SpmVocab {
     fn score(&self, id: u32) -> f32;
     /// The token for one raw byte (`<0xXX>`, or the byte itself as text).
     fn byte_token(&self, byte: u8) -> Option<u32>;
+}
+
+/// Tokens that contain a '▁' right after another character, such as Gemma's `>▁</`: the
+/// only tokens that can span the start of a word. More than this many and words are not
+/// split.
+pub(crate) const MAX_SPANNING_TOKENS: usize = 64;
+
+/// Whether a token's text spans the start of a word: a '▁' after some other character.
+pub(crate) fn spans_word_start(text: &str) -> bool {
+    let mut previous = None;
+    for c in text.chars() {
+        if c == '▁' && previous.is_some_and(|p| p != '▁') {
+            return true;
+        }
+        previous = Some(c);
+    }
+    false
+}
+
+/// Splits escaped text into words that can be tokenized one by one with the same result.
+///
+/// A word starts at each '▁' that follows another character. No pair of neighbouring
+/// symbols across such a start can merge unless some token spans it, and merges inside one
+/// word never touch another, while the merge order within a word (best score, then
+/// leftmost) is the order the whole text would use. So tokenizing word by word gives the
+/// tokens of the whole, and repeated words can be looked up instead of merged again. Word
+/// starts inside an occurrence of a `spanning` token are not split.
+pub(crate) fn words(text: &str, spanning: &[String], out: &mut Vec<Range<usize>>) {
+    let mut blocked: Vec<Range<usize>> = Vec::new();
+    for token in spanning {
+        let mut from = 0;
+        while let Some(at) = text.get(from..).and_then(|rest| rest.find(token.as_str())) {
+            let start = from + at;
+            blocked.push(start..start + token.len());
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    let mut start = 0;
+    let mut previous = None;
+    for (at, c) in text.char_indices() {
+        if c == '▁'
+            && previous.is_some_and(|p| p != '▁')
+            && !blocked.iter().any(|b| b.start < at && at < b.end)
+        {
+            out.push(start..at);
+            start = at;
+        }
+        previous = Some(c);
+    }
+    if start < text.len() {
+        out.push(start..text.len());
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -65,7 +65,7 @@ const HELLO_MERGES: &[&str] = &[
 
 #[test]
 fn bpe_merges_by_rank() -> Result<(), TokenizerError> {
-    let t = Tokenizer::from_vocab(byte_level_vocab("gpt-2", HELLO_MERGES, &[]))?;
+    let t = Tokenizer::from_vocab(&byte_level_vocab("gpt-2", HELLO_MERGES, &[]))?;
     let ids = t.encode("hello world", false, false);
     assert_eq!(texts(&t, &ids), ["hello", "Ġworld"]);
     assert_eq!(t.decode(&ids), "hello world");
@@ -81,7 +81,7 @@ fn bpe_merges_by_rank() -> Result<(), TokenizerError> {
 #[test]
 fn special_tokens_and_eog() -> Result<(), TokenizerError> {
     let specials = [("<|im_start|>", 3), ("<|im_end|>", 3), ("<tool>", 4)];
-    let t = Tokenizer::from_vocab(byte_level_vocab("qwen2", HELLO_MERGES, &specials))?;
+    let t = Tokenizer::from_vocab(&byte_level_vocab("qwen2", HELLO_MERGES, &specials))?;
     let start = t.token_id("<|im_start|>").unwrap_or(0);
     let end = t.token_id("<|im_end|>").unwrap_or(0);
     let tool = t.token_id("<tool>").unwrap_or(0);
@@ -112,7 +112,7 @@ fn llama3_takes_whole_words_and_adds_bos() -> Result<(), TokenizerError> {
     }
     let bos = vocab.tokens.len() as u64 - 2;
     vocab.special.bos = Some(bos);
-    let t = Tokenizer::from_vocab(vocab)?;
+    let t = Tokenizer::from_vocab(&vocab)?;
     assert!(t.add_bos());
     let ids = t.encode("hello", true, false);
     assert_eq!(texts(&t, &ids), ["<|begin_of_text|>", "hello"]);
@@ -133,7 +133,7 @@ fn spm_merges_by_score_with_byte_fallback() -> Result<(), TokenizerError> {
         ("llo", -3.5),
         ("▁hello", -5.0),
     ];
-    let t = Tokenizer::from_vocab(spm_vocab(&pieces))?;
+    let t = Tokenizer::from_vocab(&spm_vocab(&pieces))?;
     assert!(t.add_bos());
     let ids = t.encode("hello é", true, false);
     assert_eq!(texts(&t, &ids), ["<s>", "▁hello", "▁", "<0xC3>", "<0xA9>"]);
@@ -149,14 +149,14 @@ fn spm_merges_by_score_with_byte_fallback() -> Result<(), TokenizerError> {
 fn spm_without_space_prefix() -> Result<(), TokenizerError> {
     let mut vocab = spm_vocab(&[("▁", -1.0), ("a", -1.0), ("▁a", -2.0)]);
     vocab.add_space_prefix = Some(false);
-    let t = Tokenizer::from_vocab(vocab)?;
+    let t = Tokenizer::from_vocab(&vocab)?;
     assert_eq!(texts(&t, &t.encode("a a", false, false)), ["a", "▁a"]);
     assert_eq!(t.decode(&t.encode("a a", false, false)), "a a");
     Ok(())
 }
 
 fn load_error(vocab: Vocab) -> TokenizerError {
-    match Tokenizer::from_vocab(vocab) {
+    match Tokenizer::from_vocab(&vocab) {
         Ok(t) => panic!("expected an error, got {t:?}"),
         Err(e) => e,
     }
@@ -246,7 +246,7 @@ fn out_of_range_ids_are_ignored() -> Result<(), TokenizerError> {
     let mut vocab = byte_level_vocab("gpt-2", &[], &[]);
     vocab.special.eos = Some(1 << 40);
     vocab.special.bos = Some(3);
-    let t = Tokenizer::from_vocab(vocab)?;
+    let t = Tokenizer::from_vocab(&vocab)?;
     assert_eq!((t.bos(), t.eos()), (Some(3), Some(11)));
     assert_eq!(t.token_to_piece(100_000, true), b"");
     assert!(!t.is_eog(u32::MAX));
@@ -258,4 +258,68 @@ impl Vocab {
         self.merges = Some(merges.iter().map(|m| (*m).to_owned()).collect());
         self
     }
+}
+
+/// Encodes without splitting SentencePiece text into words.
+fn encode_whole_text(t: &mut Tokenizer, text: &str) -> Vec<u32> {
+    let saved = match &mut t.kind {
+        Kind::Spm(spm) => spm.spanning.take(),
+        Kind::Bpe(_) => None,
+    };
+    let ids = t.encode(text, false, false);
+    if let Kind::Spm(spm) = &mut t.kind {
+        spm.spanning = saved;
+    }
+    ids
+}
+
+#[test]
+fn spm_words_give_the_tokens_of_the_whole_text() -> Result<(), TokenizerError> {
+    // "o▁w" spans a word start, and outscores everything around it.
+    let pieces = [
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("e", -2.0),
+        ("l", -2.0),
+        ("o", -2.0),
+        ("w", -2.0),
+        ("r", -2.0),
+        ("d", -2.0),
+        ("o▁w", -0.5),
+        ("▁w", -1.0),
+        ("ll", -1.5),
+        ("▁▁", -1.2),
+        ("▁he", -3.0),
+        ("▁hello", -2.5),
+        ("hell", -2.2),
+    ];
+    let mut t = Tokenizer::from_vocab(&spm_vocab(&pieces))?;
+    assert!(matches!(&t.kind, Kind::Spm(Spm { spanning: Some(s), .. }) if s == &["o▁w"]));
+    for text in [
+        "hello world",
+        "hello  world hello world",
+        "  hello   wor ld",
+        "hellow ow o w",
+        "héllo wörld",
+    ] {
+        assert_eq!(
+            t.encode(text, false, false),
+            encode_whole_text(&mut t, text),
+            "{text:?}"
+        );
+    }
+    let ids = t.encode("hello world", false, false);
+    assert!(texts(&t, &ids).contains(&"o▁w".to_owned()));
+    Ok(())
+}
+
+#[test]
+fn word_starts() {
+    let mut words = Vec::new();
+    let text = "▁a▁▁bc▁d>▁</x";
+    spm::words(text, &[">▁</".to_owned()], &mut words);
+    let got: Vec<&str> = words.iter().map(|r| &text[r.clone()]).collect();
+    assert_eq!(got, ["▁a", "▁▁bc", "▁d>▁</x"]);
+    assert!(spm::spans_word_start(">▁</"));
+    assert!(!spm::spans_word_start("▁▁a"));
 }

@@ -1,5 +1,7 @@
 //! The tokenizer's input: the `tokenizer.*` metadata of a model file as plain values.
 
+use std::borrow::Cow;
+
 /// Token ids named by the metadata (`tokenizer.ggml.*_token_id`), as stored in the file.
 ///
 /// Ids out of the vocabulary's range are ignored at load, as llama.cpp does.
@@ -67,4 +69,41 @@ pub struct Vocab {
     pub add_space_prefix: Option<bool>,
     /// `general.name`: llama.cpp gives some models' special tokens extra attributes by name.
     pub model_name: Option<String>,
+}
+
+/// The metadata borrowed from wherever it lives (a [`Vocab`] or a GGUF file), so that
+/// loading copies no token text twice.
+pub(crate) struct VocabRef<'a> {
+    pub(crate) model: &'a str,
+    pub(crate) pre: Option<&'a str>,
+    pub(crate) tokens: &'a [String],
+    /// Owned when converted from integer scores.
+    pub(crate) scores: Option<Cow<'a, [f32]>>,
+    pub(crate) token_types: Option<&'a [i32]>,
+    pub(crate) merges: Option<&'a [String]>,
+    pub(crate) special: SpecialTokenIds,
+    pub(crate) add_bos: Option<bool>,
+    pub(crate) add_eos: Option<bool>,
+    pub(crate) add_sep: Option<bool>,
+    pub(crate) add_space_prefix: Option<bool>,
+    pub(crate) model_name: Option<&'a str>,
+}
+
+impl Vocab {
+    pub(crate) fn as_ref(&self) -> VocabRef<'_> {
+        VocabRef {
+            model: &self.model,
+            pre: self.pre.as_deref(),
+            tokens: &self.tokens,
+            scores: self.scores.as_deref().map(Cow::Borrowed),
+            token_types: self.token_types.as_deref(),
+            merges: self.merges.as_deref(),
+            special: self.special.clone(),
+            add_bos: self.add_bos,
+            add_eos: self.add_eos,
+            add_sep: self.add_sep,
+            add_space_prefix: self.add_space_prefix,
+            model_name: self.model_name.as_deref(),
+        }
+    }
 }

@@ -7,7 +7,7 @@ fn byte(t: &Tokenizer, b: u8) -> u32 {
 
 #[test]
 fn characters_split_over_tokens_wait_until_complete() -> Result<(), TokenizerError> {
-    let t = Tokenizer::from_vocab(spm_vocab(&[("▁hi", -1.0)]))?;
+    let t = Tokenizer::from_vocab(&spm_vocab(&[("▁hi", -1.0)]))?;
     let mut d = Detokenizer::new();
     let hi = t.token_id("▁hi").unwrap_or(0);
     assert_eq!(d.push(&t, hi), " hi");
@@ -25,7 +25,7 @@ fn characters_split_over_tokens_wait_until_complete() -> Result<(), TokenizerErr
 
 #[test]
 fn invalid_bytes_become_replacement_characters() -> Result<(), TokenizerError> {
-    let t = Tokenizer::from_vocab(spm_vocab(&[("a", -1.0)]))?;
+    let t = Tokenizer::from_vocab(&spm_vocab(&[("a", -1.0)]))?;
     let a = t.token_id("a").unwrap_or(0);
     let mut d = Detokenizer::new();
     // A lone continuation byte can never start a character.
@@ -43,7 +43,7 @@ fn invalid_bytes_become_replacement_characters() -> Result<(), TokenizerError> {
 
 #[test]
 fn control_tokens_render_as_nothing() -> Result<(), TokenizerError> {
-    let t = Tokenizer::from_vocab(spm_vocab(&[("a", -1.0)]))?;
+    let t = Tokenizer::from_vocab(&spm_vocab(&[("a", -1.0)]))?;
     let mut d = Detokenizer::new();
     assert_eq!(d.push(&t, 2), "");
     assert_eq!(d.push(&t, u32::MAX), "");
