@@ -41,6 +41,14 @@ pub type VecDotFn = fn(n: usize, w: &[u8], x: &[u8]) -> f32;
 pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// Dequantizes whole blocks of one type into f32 values.
 pub type DequantizeFn = fn(src: &[u8], dst: &mut [f32]);
+/// Weight rows in a tile of dot products ([`VecDotTileFn`]).
+pub const TILE_ROWS: usize = 2;
+/// Tokens in a tile of dot products ([`VecDotTileFn`]).
+pub const TILE_TOKENS: usize = 4;
+/// Dot products of [`TILE_ROWS`] weight rows with [`TILE_TOKENS`] activation rows of
+/// `n` values each: `out[r][t] = vec_dot(n, w[r], x[t])` up to f32 rounding.
+pub type VecDotTileFn =
+    fn(n: usize, w: [&[u8]; TILE_ROWS], x: [&[u8]; TILE_TOKENS]) -> [[f32; TILE_TOKENS]; TILE_ROWS];
 
 /// The kernels of one type. Every function checks its slice lengths and panics on a
 /// mismatch (a bug in the caller).
@@ -52,6 +60,8 @@ pub struct TypeKernels {
     pub quantize: QuantizeFn,
     /// Dequantizes this type into f32 values.
     pub dequantize: DequantizeFn,
+    /// A tile of dot products for batches of tokens, where the set has one.
+    pub vec_dot_tile: Option<VecDotTileFn>,
 }
 
 /// Position of `dtype` in [`DType::ALL`], the index into a table.
@@ -82,6 +92,7 @@ macro_rules! scalar_entry {
             vec_dot: |n, w, x| scalar::vec_dot(DType::$dtype, n, w, x),
             quantize: |src, dst| scalar::quantize_row(DType::$dtype, src, dst),
             dequantize: |src, dst| scalar::dequantize_row(DType::$dtype, src, dst),
+            vec_dot_tile: None,
         }
     };
 }
@@ -159,6 +170,11 @@ impl Kernels {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn set_vec_dot(&mut self, dtype: DType, f: VecDotFn) {
         self.types[type_index(dtype)].vec_dot = f;
+    }
+
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn set_vec_dot_tile(&mut self, dtype: DType, f: VecDotTileFn) {
+        self.types[type_index(dtype)].vec_dot_tile = Some(f);
     }
 
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

@@ -1,13 +1,15 @@
 //! Matrix products of quantized weights with f32 activations.
 //!
 //! The activations are quantized once per call to the weights' `vec_dot_type` (split
-//! over the pool's threads when there are many tokens). The output rows are then split
-//! evenly over the threads, so every thread reads its own part of the weights once:
-//! it walks its rows a few at a time ([`ROW_TILE`]) and, while those rows sit in L1,
-//! takes the dot products with a tile of tokens ([`TOKEN_TILE`], whose quantized
-//! activations stay in L2). Decode (one token) is thus a plain split of the rows; a
-//! batch of tokens reads each weight row once per token tile instead of once per token.
+//! over the pool's threads when there are many tokens). The output rows are then cut
+//! into a few equal chunks per thread, which the threads claim one by one (so a thread
+//! the OS runs late does not hold up the others), and every weight row is read once
+//! per tile of tokens: a chunk is walked a few rows at a time ([`ROW_TILE`]) and, while
+//! those rows sit in L1, their dot products with a tile of tokens ([`TOKEN_TILE`],
+//! whose quantized activations stay in L2) are taken. Decode (one token) is thus a
+//! plain split of the rows.
 
+use crate::dispatch::{VecDotFn, VecDotTileFn, TILE_ROWS, TILE_TOKENS};
 use crate::{kernels, pool, DType};
 
 /// Weight rows walked together; 4 rows of a 4864-column Q8_0 matrix are 20 KiB, which
@@ -16,6 +18,11 @@ const ROW_TILE: usize = 4;
 /// Tokens whose quantized activations are reused for each tile of rows; 64 rows of
 /// 4864 Q8_K activations are 350 KiB, inside L2.
 const TOKEN_TILE: usize = 64;
+const _: () = assert!(ROW_TILE % TILE_ROWS == 0 && TOKEN_TILE % TILE_TOKENS == 0);
+
+/// Chunks of rows per thread: enough to even out threads that start late, few enough
+/// that claiming them costs nothing next to the work.
+const CHUNKS_PER_THREAD: usize = 16;
 /// Below this many tokens the activations are quantized on the calling thread.
 const PARALLEL_QUANTIZE_TOKENS: usize = 4;
 /// Below this many weight bytes × tokens a matmul runs on the calling thread only:
@@ -56,7 +63,7 @@ pub struct MatmulScratch {
 struct SharedMut<T>(*mut T);
 
 // SAFETY: every user writes only elements no other thread touches (its own rows or
-// tokens), and `pool::run` returns only after all threads are done.
+// tokens), and the pool returns only after all threads are done with it.
 unsafe impl<T> Sync for SharedMut<T> {}
 // SAFETY: as for `Sync`.
 unsafe impl<T> Send for SharedMut<T> {}
@@ -68,12 +75,11 @@ impl<T> SharedMut<T> {
     }
 }
 
-/// The part `[start, end)` of `0..len` that thread `idx` of `n` handles, in multiples
-/// of `align` except for the end.
-fn split_range(len: usize, idx: usize, n: usize, align: usize) -> (usize, usize) {
-    let per = len.div_ceil(n).div_ceil(align) * align;
-    let start = (idx * per).min(len);
-    (start, (start + per).min(len))
+/// Cuts `0..len` into at most `max_chunks` equal chunks whose length is a multiple of
+/// `align` (but the last); returns the chunk length and count.
+fn chunking(len: usize, max_chunks: usize, align: usize) -> (usize, usize) {
+    let per = len.div_ceil(max_chunks.max(1)).div_ceil(align).max(1) * align;
+    (per, len.div_ceil(per))
 }
 
 /// `out[t * n_rows + r] = dot(w[r], x[t])` for `x: [n_tokens, n_cols]`,
@@ -113,32 +119,103 @@ pub fn matmul(
     scratch.quantized.resize(act_row * n_tokens, 0);
     quantize_activations(act_type, w.n_cols, x, &mut scratch.quantized, parallel);
 
-    let vec_dot = k.get(w.dtype).vec_dot;
-    let quantized = &scratch.quantized[..];
-    let (n_rows, n_cols) = (w.n_rows, w.n_cols);
-    let out_ptr = SharedMut(out.as_mut_ptr());
-    let rows_job = |idx: usize, n: usize| {
-        let (r_start, r_end) = split_range(n_rows, idx, n, ROW_TILE);
-        for t_start in (0..n_tokens).step_by(TOKEN_TILE) {
-            let t_end = (t_start + TOKEN_TILE).min(n_tokens);
-            for tile_start in (r_start..r_end).step_by(ROW_TILE) {
-                for r in tile_start..(tile_start + ROW_TILE).min(r_end) {
-                    let w_r = &w.data[r * w_row..(r + 1) * w_row];
-                    for t in t_start..t_end {
-                        let v = vec_dot(n_cols, w_r, &quantized[t * act_row..(t + 1) * act_row]);
-                        // SAFETY: `t < n_tokens` and `r < n_rows`, so the index is inside
-                        // `out` ([n_tokens, n_rows], checked above); row `r` belongs to
-                        // this thread alone.
-                        unsafe { *out_ptr.get().add(t * n_rows + r) = v };
+    let kernels = k.get(w.dtype);
+    let job = RowsJob {
+        w,
+        w_row,
+        act: &scratch.quantized, // [n_tokens, act_row]
+        act_row,
+        n_tokens,
+        out: SharedMut(out.as_mut_ptr()),
+        vec_dot: kernels.vec_dot,
+        tile: kernels.vec_dot_tile,
+    };
+    let max_chunks = if parallel {
+        pool::n_threads() * CHUNKS_PER_THREAD
+    } else {
+        1
+    };
+    let (chunk_rows, n_chunks) = chunking(w.n_rows, max_chunks, ROW_TILE);
+    pool::for_each_chunk(n_chunks, |chunk| {
+        let r_start = chunk * chunk_rows;
+        job.rows(r_start, (r_start + chunk_rows).min(w.n_rows));
+    });
+}
+
+/// What every thread of one matmul needs to compute a range of output rows.
+struct RowsJob<'a> {
+    w: &'a WeightView<'a>,
+    w_row: usize,
+    act: &'a [u8], // [n_tokens, act_row]
+    act_row: usize,
+    n_tokens: usize,
+    out: SharedMut<f32>, // [n_tokens, n_rows]
+    vec_dot: VecDotFn,
+    tile: Option<VecDotTileFn>,
+}
+
+impl RowsJob<'_> {
+    fn weight_row(&self, r: usize) -> &[u8] {
+        &self.w.data[r * self.w_row..(r + 1) * self.w_row]
+    }
+
+    fn act_row(&self, t: usize) -> &[u8] {
+        &self.act[t * self.act_row..(t + 1) * self.act_row]
+    }
+
+    fn store(&self, r: usize, t: usize, v: f32) {
+        assert!(r < self.w.n_rows && t < self.n_tokens);
+        // SAFETY: `t < n_tokens` and `r < n_rows` (just checked), so the index is inside
+        // `out` ([n_tokens, n_rows], checked by `matmul`); row `r` belongs to the
+        // calling chunk alone.
+        unsafe { *self.out.get().add(t * self.w.n_rows + r) = v };
+    }
+
+    /// Output rows `r_start..r_end` for every token: rows [`ROW_TILE`] at a time, each
+    /// group against a [`TOKEN_TILE`] of tokens, in tiles of dot products where the
+    /// kernel set has them and pair by pair for the edges.
+    fn rows(&self, r_start: usize, r_end: usize) {
+        let n_cols = self.w.n_cols;
+        for t_start in (0..self.n_tokens).step_by(TOKEN_TILE) {
+            let t_end = (t_start + TOKEN_TILE).min(self.n_tokens);
+            for group in (r_start..r_end).step_by(ROW_TILE) {
+                let group_end = (group + ROW_TILE).min(r_end);
+                let mut r = group;
+                if let Some(tile) = self.tile.filter(|_| t_end - t_start >= TILE_TOKENS) {
+                    while r + TILE_ROWS <= group_end {
+                        let w_rows: [&[u8]; TILE_ROWS] =
+                            std::array::from_fn(|i| self.weight_row(r + i));
+                        let mut t = t_start;
+                        while t + TILE_TOKENS <= t_end {
+                            let x: [&[u8]; TILE_TOKENS] =
+                                std::array::from_fn(|i| self.act_row(t + i));
+                            let v = tile(n_cols, w_rows, x);
+                            for (i, row) in v.iter().enumerate() {
+                                for (j, &value) in row.iter().enumerate() {
+                                    self.store(r + i, t + j, value);
+                                }
+                            }
+                            t += TILE_TOKENS;
+                        }
+                        for rr in r..r + TILE_ROWS {
+                            self.pairs(rr, t, t_end);
+                        }
+                        r += TILE_ROWS;
                     }
+                }
+                for rr in r..group_end {
+                    self.pairs(rr, t_start, t_end);
                 }
             }
         }
-    };
-    if parallel {
-        pool::run(rows_job);
-    } else {
-        rows_job(0, 1);
+    }
+
+    /// Row `r` against tokens `t_start..t_end`, one dot product at a time.
+    fn pairs(&self, r: usize, t_start: usize, t_end: usize) {
+        let w_r = self.weight_row(r);
+        for t in t_start..t_end {
+            self.store(r, t, (self.vec_dot)(self.w.n_cols, w_r, self.act_row(t)));
+        }
     }
 }
 
@@ -163,14 +240,11 @@ fn quantize_activations(
         return;
     }
     let dst_ptr = SharedMut(dst.as_mut_ptr());
-    pool::run(|idx, n| {
-        let (t_start, t_end) = split_range(n_tokens, idx, n, 1);
-        for t in t_start..t_end {
-            // SAFETY: rows `t_start..t_end` of `dst` ([n_tokens, act_row]) belong to this
-            // thread alone and lie inside it; `dst` outlives `pool::run`.
-            let row =
-                unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(t * act_row), act_row) };
-            quantize(&x[t * n_cols..(t + 1) * n_cols], row);
-        }
+    pool::for_each_chunk(n_tokens, |t| {
+        // SAFETY: row `t < n_tokens` of `dst` ([n_tokens, act_row]) belongs to this
+        // chunk alone and lies inside it; `dst` outlives `for_each_chunk`.
+        let row =
+            unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(t * act_row), act_row) };
+        quantize(&x[t * n_cols..(t + 1) * n_cols], row);
     });
 }

@@ -7,7 +7,9 @@
 //! scheduler. A panic in any thread is caught there, all threads still finish, and the
 //! panic resumes on the caller's thread.
 //!
-//! One closure runs at a time: concurrent callers take turns, and a closure that
+//! [`run`] gives every thread the closure with its index; [`for_each_chunk`] hands out
+//! chunks of work to whichever threads come, which keeps a busy machine's late threads
+//! from holding up the rest. One closure runs at a time: concurrent callers take turns, and a closure that
 //! calls [`run`] itself gets the nested call run inline on its own thread.
 
 use std::any::Any;
@@ -32,6 +34,11 @@ thread_local! {
     static IN_POOL: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Bit of [`Shared::gate`] that closes the current job to workers not yet in it.
+const GATE_CLOSED: u64 = 1 << 31;
+/// Bits of [`Shared::gate`] that count the workers inside the current job.
+const GATE_COUNT: u64 = GATE_CLOSED - 1;
+
 /// State shared by the caller and the workers.
 struct Shared {
     n_threads: usize,
@@ -39,8 +46,13 @@ struct Shared {
     generation: AtomicU64,
     /// Points at the caller's `Job` for the current generation.
     job: AtomicPtr<()>,
-    /// Workers that have not finished the current job.
-    remaining: AtomicUsize,
+    /// The low 32 bits of the job's generation (high half), [`GATE_CLOSED`], and the
+    /// number of workers inside the job ([`GATE_COUNT`]). A worker enters only while
+    /// the generation matches and the gate is open; the job stays alive while any
+    /// worker is inside.
+    gate: AtomicU64,
+    /// Workers that finished the current job (counted for jobs every thread must run).
+    done: AtomicUsize,
     shutdown: AtomicBool,
     /// Workers asleep (or about to sleep) on `wake`.
     sleepers: AtomicUsize,
@@ -80,7 +92,14 @@ fn default_threads() -> usize {
 /// Sets the number of compute threads (the caller's included); 0 means one per core,
 /// the default. Call once at start: a change stops the running pool's threads and
 /// starts new ones at the next run.
+///
+/// # Panics
+/// When called from inside a pool job (it would wait for itself).
 pub fn set_threads(n: usize) {
+    assert!(
+        !IN_POOL.get(),
+        "set_threads called from inside a compute pool job"
+    );
     let mut state = lock(&STATE);
     state.requested = n;
     let want = if n == 0 { default_threads() } else { n };
@@ -117,7 +136,35 @@ pub fn run<F: Fn(usize, usize) + Sync>(f: F) {
     if pool.shared.n_threads == 1 {
         f(0, 1);
     } else {
-        pool.dispatch(&f);
+        pool.dispatch(&f, true);
+    }
+}
+
+/// Runs `f(chunk_idx)` once for every `chunk_idx` in `0..n_chunks`, spread over the
+/// pool's threads, which claim chunks one at a time. Returns when all are done; a panic
+/// in any of them resumes here. Unlike [`run`], a thread that starts late (busy
+/// machine) only takes the chunks left, so the others never wait for it.
+pub fn for_each_chunk<F: Fn(usize) + Sync>(n_chunks: usize, f: F) {
+    let next = AtomicUsize::new(0);
+    let claim = |_: usize, _: usize| loop {
+        let chunk = next.fetch_add(1, Ordering::Relaxed);
+        if chunk >= n_chunks {
+            break;
+        }
+        f(chunk);
+    };
+    if n_chunks <= 1 || IN_POOL.get() {
+        claim(0, 1);
+        return;
+    }
+    let mut state = lock(&STATE);
+    let requested = state.requested;
+    let pool = state.pool.get_or_insert_with(|| Pool::start(requested));
+    let _in_pool = InPoolGuard::enter();
+    if pool.shared.n_threads == 1 {
+        claim(0, 1);
+    } else {
+        pool.dispatch(&claim, false);
     }
 }
 
@@ -149,7 +196,8 @@ impl Pool {
             n_threads: n,
             generation: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
-            remaining: AtomicUsize::new(0),
+            gate: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
@@ -189,31 +237,49 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on all threads; the caller is thread 0.
-    fn dispatch(&self, f: Job<'_>) {
+    /// Runs `f` with the caller as thread 0. With `all_threads`, every worker runs it
+    /// and the caller waits for all of them. Without, `f` must finish the whole job on
+    /// its own whatever the number of threads taking part (claiming work from a shared
+    /// counter): once the caller's `f` returns, workers that have not entered yet are
+    /// shut out, so a worker the OS has not scheduled delays nobody.
+    fn dispatch(&self, f: Job<'_>, all_threads: bool) {
         let shared = &*self.shared;
         let n = shared.n_threads;
-        shared.remaining.store(n - 1, Ordering::SeqCst);
+        let generation = shared.generation.load(Ordering::SeqCst).wrapping_add(1);
+        shared.done.store(0, Ordering::SeqCst);
+        shared
+            .gate
+            .store((generation & 0xFFFF_FFFF) << 32, Ordering::SeqCst);
         shared
             .job
             .store((&f as *const Job<'_>).cast_mut().cast(), Ordering::SeqCst);
         Pool::wake_all(shared);
         let own = catch_unwind(AssertUnwindSafe(|| f(0, n)));
-        let mut spins = 0u32;
-        while shared.remaining.load(Ordering::Acquire) != 0 {
-            if spins < SPINS_BEFORE_YIELD {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
-            }
+        if all_threads {
+            spin_until(|| shared.done.load(Ordering::Acquire) == n - 1);
+        } else {
+            shared.gate.fetch_or(GATE_CLOSED, Ordering::SeqCst);
+            spin_until(|| shared.gate.load(Ordering::Acquire) & GATE_COUNT == 0);
         }
-        // Every worker is done with `f`; it may now go out of scope.
+        // No worker is inside `f` and none can enter any more; it may go out of scope.
         if let Err(payload) = own {
             resume_unwind(payload);
         }
         if let Some(payload) = lock(&shared.panic).take() {
             resume_unwind(payload);
+        }
+    }
+}
+
+/// Spins (then yields) until `ready` holds.
+fn spin_until(ready: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !ready() {
+        if spins < SPINS_BEFORE_YIELD {
+            std::hint::spin_loop();
+            spins += 1;
+        } else {
+            std::thread::yield_now();
         }
     }
 }
@@ -262,6 +328,24 @@ fn wait_for_generation(shared: &Shared, seen: u64) -> u64 {
     g
 }
 
+/// Enters the job of `generation` unless it is closed or already replaced.
+fn enter(shared: &Shared, generation: u64) -> bool {
+    let tag = (generation & 0xFFFF_FFFF) << 32;
+    let mut gate = shared.gate.load(Ordering::SeqCst);
+    loop {
+        if gate & !(GATE_CLOSED | GATE_COUNT) != tag || gate & GATE_CLOSED != 0 {
+            return false;
+        }
+        match shared
+            .gate
+            .compare_exchange_weak(gate, gate + 1, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => return true,
+            Err(now) => gate = now,
+        }
+    }
+}
+
 fn worker(shared: &Shared, idx: usize) {
     IN_POOL.set(true);
     let mut seen = 0u64;
@@ -270,14 +354,17 @@ fn worker(shared: &Shared, idx: usize) {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
+        if !enter(shared, seen) {
+            continue;
+        }
         let job = shared
             .job
-            .load(Ordering::Acquire)
+            .load(Ordering::SeqCst)
             .cast_const()
             .cast::<Job<'static>>();
-        // SAFETY: `dispatch` stored a pointer to its live `Job` before bumping the
-        // generation we just saw, and it does not return (so the job and what it
-        // borrows stay alive) until this worker decrements `remaining` below.
+        // SAFETY: we entered the gate of the generation whose job `dispatch` stored
+        // before opening it, and `dispatch` does not return (so the job and what it
+        // borrows stay alive) while the gate counts us, until the decrement below.
         let job: Job<'_> = unsafe { *job };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(idx, shared.n_threads))) {
             let mut slot = lock(&shared.panic);
@@ -285,6 +372,7 @@ fn worker(shared: &Shared, idx: usize) {
                 *slot = Some(payload);
             }
         }
-        shared.remaining.fetch_sub(1, Ordering::Release);
+        shared.done.fetch_add(1, Ordering::SeqCst);
+        shared.gate.fetch_sub(1, Ordering::Release);
     }
 }

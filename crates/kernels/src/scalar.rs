@@ -17,15 +17,19 @@
 //! where ggml's C code defines one. Results can still differ from a given llama.cpp build
 //! in the last bits where its compiler fuses a multiply and an add (gcc contracts to FMA
 //! by default when the target has it) or where it runs a SIMD kernel with another
-//! summation order; the x86 kernels of this crate are tested against these with a
-//! tolerance for that reason.
+//! summation order; a SIMD kernel compared with these needs a float tolerance for the
+//! same reason, while its integer sums must match exactly.
 //!
 //! Conventions: `src`/`dst` byte slices hold whole blocks of the named type; `n` is the
 //! number of values. Length mismatches are bugs in the caller and panic. Byte slices are
 //! reinterpreted as block slices in place when they are aligned for the block type (2
 //! bytes for the f16-scaled formats, 4 for Q8_K and F32: mapped GGUF tensor data is
-//! 32-byte aligned, and heap buffers are at least 8-byte aligned); an unaligned slice is
-//! copied first, which is slower but gives the same result.
+//! 32-byte aligned, and `Vec<u8>` buffers are in practice though not by contract); an
+//! unaligned slice is copied first, which is slower but gives the same result.
+//!
+//! Where ggml has nothing to port, these kernels define the behaviour: Q8_1 and Q8_K
+//! dequantize and dot with themselves (ggml only uses them for activations), and Q8_K's
+//! all-zero block gets zero `bsums` (ggml leaves them as they were).
 
 pub mod float;
 pub mod kquants;

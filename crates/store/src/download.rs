@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use ureq::http::Response;
+use ureq::tls::{RootCerts, TlsConfig};
 use ureq::Body;
 
 use crate::store::RetryPolicy;
@@ -31,7 +32,13 @@ pub(crate) struct Http {
 impl Http {
     /// A client that retries transient failures as `retry` says.
     pub(crate) fn new(retry: RetryPolicy) -> Http {
+        // The system's roots, as curl and pip use: a machine behind a TLS-inspecting proxy
+        // trusts the proxy's CA there, and Mozilla's bundled list would reject it.
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::PlatformVerifier)
+            .build();
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_per_read(Some(READ_TIMEOUT))

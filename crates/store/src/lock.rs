@@ -52,8 +52,9 @@ impl Drop for PullLock {
     }
 }
 
-/// Whether the lock at `path` names a process that no longer runs. Only decidable where
-/// `/proc` lists processes (Linux); elsewhere every lock counts as live.
+/// Whether the lock at `path` names a process that no longer runs (or is a zombie: killed,
+/// not yet reaped). Only decidable where `/proc` lists processes (Linux); elsewhere every
+/// lock counts as live.
 fn is_stale(path: &Path) -> bool {
     let Ok(text) = fs::read_to_string(path) else {
         return false;
@@ -62,5 +63,15 @@ fn is_stale(path: &Path) -> bool {
         return false;
     };
     let proc = Path::new("/proc");
-    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+    if !proc.join("self").exists() {
+        return false;
+    }
+    match fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        // The state letter follows the parenthesized command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| matches!(state, 'Z' | 'X')),
+        Err(_) => true,
+    }
 }

@@ -1,9 +1,10 @@
 //! The PyPI JSON API: which wheel file a release has, where it is and what it hashes to.
 //!
-//! `GET {index}/pypi/{package}/{version}/json` (or `/pypi/{package}/json` for the latest
-//! release) answers `{"info": {"version": ..}, "urls": [{"url", "filename", "packagetype",
-//! "digests": {"sha256"}, "size"}, ..]}`.
+//! `GET {index}/pypi/{package}/{version}/json` answers `{"urls": [{"url", "filename",
+//! "packagetype", "digests": {"sha256"}, "size"}, ..], ..}`; `GET {index}/pypi/{package}/json`
+//! answers the same for the latest release plus `"releases": {"<version>": [files], ..}`.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use serde::Deserialize;
@@ -11,7 +12,8 @@ use serde::Deserialize;
 use crate::download::Http;
 use crate::{Result, Source, StoreError};
 
-/// The largest release description we read; real ones are a few kilobytes.
+/// The largest index document we read: a release is a few kilobytes, a project document
+/// listing every release of a busy package a few megabytes.
 const MAX_JSON_BYTES: u64 = 16 << 20;
 
 /// A wheel file of a release.
@@ -27,15 +29,14 @@ pub(crate) struct WheelFile {
     pub size: u64,
 }
 
+/// The release document (`/pypi/{package}/{version}/json`) or the project document
+/// (`/pypi/{package}/json`: `urls` are the latest release's files, `releases` every version's).
 #[derive(Deserialize)]
 struct Release {
-    info: ReleaseInfo,
     urls: Vec<ReleaseFile>,
-}
-
-#[derive(Deserialize)]
-struct ReleaseInfo {
-    version: String,
+    /// Kept as raw JSON: only the wanted version's files are decoded.
+    #[serde(default)]
+    releases: HashMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -52,53 +53,75 @@ struct Digests {
     sha256: String,
 }
 
-/// The URL of the release description of `source` on the index at `index_url`.
-pub(crate) fn release_url(index_url: &str, source: &Source) -> String {
-    let index = index_url.trim_end_matches('/');
-    match &source.version {
-        Some(version) => format!("{index}/pypi/{}/{version}/json", source.package),
-        None => format!("{index}/pypi/{}/json", source.package),
-    }
-}
-
-/// Looks up the wheel of `source` on the index.
+/// Looks up the wheel of `source` on the index at `index_url`.
+///
+/// A pinned version is asked for with the release URL; where that answers 404 (some mirrors
+/// and proxies serve only the project document) its files are taken from the project
+/// document's `releases` map.
 pub(crate) fn find_wheel(http: &Http, index_url: &str, source: &Source) -> Result<WheelFile> {
-    let url = release_url(index_url, source);
-    let version_label = source
-        .version
-        .clone()
-        .unwrap_or_else(|| "(latest)".to_owned());
-    let text = http
-        .retrying(|| fetch_text(http, &url))
-        .map_err(|e| match e {
-            StoreError::HttpStatus { status: 404, url } => StoreError::PackageNotFound {
-                package: source.package.clone(),
-                version: version_label.clone(),
-                url,
-            },
-            other => other,
-        })?;
-    let release: Release =
-        serde_json::from_str(&text).map_err(|e| StoreError::BadIndexResponse {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
-    let mut wheel = pick_wheel(release).ok_or_else(|| StoreError::NoWheel {
-        package: source.package.clone(),
-        version: version_label,
+    let index = index_url.trim_end_matches('/');
+    let package = &source.package;
+    let project_url = format!("{index}/pypi/{package}/json");
+    let not_found = |url: String| StoreError::PackageNotFound {
+        package: package.clone(),
+        version: source
+            .version
+            .clone()
+            .unwrap_or_else(|| "(latest)".to_owned()),
+        url,
+    };
+    let files = match &source.version {
+        None => {
+            fetch_release(http, &project_url)
+                .map_err(|e| on_404(e, not_found))?
+                .urls
+        }
+        Some(version) => {
+            let release_url = format!("{index}/pypi/{package}/{version}/json");
+            match fetch_release(http, &release_url) {
+                Ok(release) => release.urls,
+                Err(StoreError::HttpStatus { status: 404, .. }) => {
+                    let mut project =
+                        fetch_release(http, &project_url).map_err(|e| on_404(e, not_found))?;
+                    let files = project
+                        .releases
+                        .remove(version)
+                        .ok_or_else(|| not_found(release_url))?;
+                    serde_json::from_value(files).map_err(|e| StoreError::BadIndexResponse {
+                        url: project_url.clone(),
+                        message: e.to_string(),
+                    })?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let mut wheel = pick_wheel(files).ok_or_else(|| StoreError::NoWheel {
+        package: package.clone(),
+        version: source
+            .version
+            .clone()
+            .unwrap_or_else(|| "(latest)".to_owned()),
     })?;
     // PyPI gives absolute URLs; a simpler index may give them relative to itself.
     if wheel.url.starts_with('/') {
-        wheel.url = format!("{}{}", index_url.trim_end_matches('/'), wheel.url);
+        wheel.url = format!("{index}{}", wheel.url);
     }
     Ok(wheel)
 }
 
+/// Turns a 404 into `not_found(url)`, passing other errors through.
+fn on_404(error: StoreError, not_found: impl FnOnce(String) -> StoreError) -> StoreError {
+    match error {
+        StoreError::HttpStatus { status: 404, url } => not_found(url),
+        other => other,
+    }
+}
+
 /// The release's wheel, preferring a pure-Python one (`none-any`), which is what model
 /// packages are.
-fn pick_wheel(release: Release) -> Option<WheelFile> {
-    let wheels = release
-        .urls
+fn pick_wheel(files: Vec<ReleaseFile>) -> Option<WheelFile> {
+    let wheels = files
         .into_iter()
         .filter(|f| f.packagetype == "bdist_wheel" && f.filename.ends_with(".whl"));
     let mut wheels: Vec<ReleaseFile> = wheels.collect();
@@ -110,12 +133,21 @@ fn pick_wheel(release: Release) -> Option<WheelFile> {
         return None;
     }
     let file = wheels.swap_remove(index);
-    tracing::debug!(version = %release.info.version, wheel = %file.filename, "found wheel");
+    tracing::debug!(wheel = %file.filename, "found wheel");
     Some(WheelFile {
         url: file.url,
         filename: file.filename,
         sha256: file.digests.sha256.to_ascii_lowercase(),
         size: file.size,
+    })
+}
+
+/// Fetches and decodes a release or project document, retrying transient failures.
+fn fetch_release(http: &Http, url: &str) -> Result<Release> {
+    let text = http.retrying(|| fetch_text(http, url))?;
+    serde_json::from_str(&text).map_err(|e| StoreError::BadIndexResponse {
+        url: url.to_owned(),
+        message: e.to_string(),
     })
 }
 

@@ -39,19 +39,42 @@ fn pack_2bit(levels: &[u8; QK_K], qs: &mut [u8; QK_K / 4]) {
     }
 }
 
+/// The scales `make_qkx2_quants` tries: `(nmax + rmin + rdelta * k) / (max - min)` for
+/// `k` in `0..=nstep`, scored by absolute error (`use_mad`) or squared error.
+struct ScaleSearch {
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+}
+
+/// `sum w_i err(scale * l_i + min - x_i)`, in ggml's order.
+fn weighted_error(
+    scale: f32,
+    min: f32,
+    levels: &[u8],
+    x: &[f32],
+    weights: &[f32],
+    use_mad: bool,
+) -> f32 {
+    let mut total = 0.0f32;
+    for ((&l, &xi), &w) in levels.iter().zip(x).zip(weights) {
+        let diff = scale * f32::from(l) + min - xi;
+        total += w * if use_mad { diff.abs() } else { diff * diff };
+    }
+    total
+}
+
 /// `make_qkx2_quants`: levels `0..=nmax` for `x ≈ scale * level - min` minimizing the
-/// weighted error (absolute with `use_mad`, else squared), trying `nstep + 1` scales
-/// around `nmax / (max - min)`. Returns `(scale, min)` with `min >= 0` subtracted.
-#[allow(clippy::too_many_arguments)]
+/// weighted error, starting from `nmax / (max - min)` and refitting scale and min by
+/// weighted least squares for each scale of `search`. Returns `(scale, min)`, the min
+/// to subtract (`>= 0`).
 fn make_qkx2_quants(
     nmax: i32,
     x: &[f32],
     weights: &[f32],
     levels: &mut [u8],
-    rmin: f32,
-    rdelta: f32,
-    nstep: i32,
-    use_mad: bool,
+    search: &ScaleSearch,
 ) -> (f32, f32) {
     let n = x.len();
     let mut min = x[0];
@@ -76,23 +99,19 @@ fn make_qkx2_quants(
         levels.fill(0);
         return (0.0, -min);
     }
-    let error = |d: f32| if use_mad { d.abs() } else { d * d };
-    let mut iscale = nmax as f32 / (max - min);
+    let iscale = nmax as f32 / (max - min);
     let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
-    for i in 0..n {
-        let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-        levels[i] = l as u8;
-        let diff = scale * l as f32 + min - x[i];
-        best_error += weights[i] * error(diff);
+    for (l, &xi) in levels.iter_mut().zip(x) {
+        *l = nearest_int(iscale * (xi - min)).clamp(0, nmax) as u8;
     }
-    if nstep < 1 {
+    let mut best_error = weighted_error(scale, min, levels, x, weights, search.use_mad);
+    if search.nstep < 1 {
         return (scale, -min);
     }
     let mut aux = [0u8; 32];
     let aux = &mut aux[..n];
-    for is in 0..=nstep {
-        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+    for is in 0..=search.nstep {
+        let iscale = (search.rmin + search.rdelta * is as f32 + nmax as f32) / (max - min);
         let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
         for i in 0..n {
             let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
@@ -111,11 +130,7 @@ fn make_qkx2_quants(
                 this_min = 0.0;
                 this_scale = sum_xl / sum_l2;
             }
-            let mut cur_error = 0.0f32;
-            for i in 0..n {
-                let diff = this_scale * f32::from(aux[i]) + this_min - x[i];
-                cur_error += weights[i] * error(diff);
-            }
+            let cur_error = weighted_error(this_scale, this_min, aux, x, weights, search.use_mad);
             if cur_error < best_error {
                 levels.copy_from_slice(aux);
                 best_error = cur_error;
@@ -243,6 +258,29 @@ fn make_qx_quants(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
 
 // ---------------------------------------------------------------- quantize
 
+/// Q2_K's scale search: 16 steps of 0.1 from `nmax - 0.5`, absolute error (ggml's
+/// arguments to `make_qkx2_quants` in `quantize_row_q2_K_ref`).
+const Q2_K_SEARCH: ScaleSearch = ScaleSearch {
+    rmin: -0.5,
+    rdelta: 0.1,
+    nstep: 15,
+    use_mad: true,
+};
+/// Q4_K's scale search: 21 steps of 0.1 from `nmax - 1`, squared error.
+const Q4_K_SEARCH: ScaleSearch = ScaleSearch {
+    rmin: -1.0,
+    rdelta: 0.1,
+    nstep: 20,
+    use_mad: false,
+};
+/// Q5_K's scale search: 16 steps of 0.1 from `nmax - 0.5`, squared error.
+const Q5_K_SEARCH: ScaleSearch = ScaleSearch {
+    rmin: -0.5,
+    rdelta: 0.1,
+    nstep: 15,
+    use_mad: false,
+};
+
 /// f32 to Q2_K (`quantize_row_q2_K_ref`).
 pub fn quantize_row_q2_k(x: &[f32], y: &mut [BlockQ2_K]) {
     check_row_len(y.len(), x.len());
@@ -261,10 +299,7 @@ pub fn quantize_row_q2_k(x: &[f32], y: &mut [BlockQ2_K]) {
                 xs,
                 &weights,
                 &mut levels[16 * j..16 * j + 16],
-                -0.5,
-                0.1,
-                15,
-                true,
+                &Q2_K_SEARCH,
             );
             scales[j] = scale;
             mins[j] = min;
@@ -394,8 +429,7 @@ fn pack_scales_k4(ls: &[u8; 8], lm: &[u8; 8], packed: &mut [u8; 12]) {
 /// mins, then the levels again from the rounded scales. Returns the levels `0..=nmax`.
 fn quantize_block_k4(
     nmax: i32,
-    rmin: f32,
-    nstep: i32,
+    search: &ScaleSearch,
     x: &[f32],
     d_out: &mut f16,
     dmin_out: &mut f16,
@@ -411,16 +445,8 @@ fn quantize_block_k4(
         let sum_x2 = xs.iter().fold(0.0f32, |acc, &v| acc + v * v);
         let av_x = (sum_x2 / 32.0).sqrt();
         let weights: [f32; 32] = std::array::from_fn(|l| av_x + xs[l].abs());
-        let (scale, min) = make_qkx2_quants(
-            nmax,
-            xs,
-            &weights,
-            &mut levels[32 * j..32 * j + 32],
-            rmin,
-            0.1,
-            nstep,
-            false,
-        );
+        let (scale, min) =
+            make_qkx2_quants(nmax, xs, &weights, &mut levels[32 * j..32 * j + 32], search);
         scales[j] = scale;
         mins[j] = min;
         if scale > max_scale {
@@ -465,8 +491,7 @@ pub fn quantize_row_q4_k(x: &[f32], y: &mut [BlockQ4_K]) {
     for (block, x) in y.iter_mut().zip(x.chunks_exact(QK_K)) {
         let levels = quantize_block_k4(
             15,
-            -1.0,
-            20,
+            &Q4_K_SEARCH,
             x,
             &mut block.d,
             &mut block.dmin,
@@ -486,8 +511,7 @@ pub fn quantize_row_q5_k(x: &[f32], y: &mut [BlockQ5_K]) {
     for (block, x) in y.iter_mut().zip(x.chunks_exact(QK_K)) {
         let levels = quantize_block_k4(
             31,
-            -0.5,
-            15,
+            &Q5_K_SEARCH,
             x,
             &mut block.d,
             &mut block.dmin,

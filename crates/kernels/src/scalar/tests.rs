@@ -119,7 +119,7 @@ fn dequantize_hand_made_legacy_blocks() {
 }
 
 #[test]
-fn dequantize_hand_made_k_blocks() {
+fn dequantize_hand_made_k_blocks_with_16_value_sub_blocks() {
     let one = f16::from_f32(1.0);
     let half = f16::from_f32(0.5);
 
@@ -155,6 +155,12 @@ fn dequantize_hand_made_k_blocks() {
     };
     check_dequantize(DType::Q3_K, block, &[(0, 3.0), (1, -4.0)]);
     assert_eq!(q3_k_scales(&block.scales)[0], 2);
+}
+
+#[test]
+fn dequantize_hand_made_k_blocks_with_32_value_sub_blocks() {
+    let one = f16::from_f32(1.0);
+    let half = f16::from_f32(0.5);
 
     // Q4_K: sub-block 0 scale 2 min 3; sub-block 1 (high nibbles) scale 1 min 0.
     let mut scales = [0u8; 12];
@@ -182,6 +188,11 @@ fn dequantize_hand_made_k_blocks() {
         qs,
     };
     check_dequantize(DType::Q5_K, block, &[(0, 60.5), (1, -1.5), (32, 5.0)]);
+}
+
+#[test]
+fn dequantize_hand_made_q6_k_and_q8_k_blocks() {
+    let half = f16::from_f32(0.5);
 
     // Q6_K: value 0 is (0xf | 3 << 4) - 32 = 31 with scale -2; value 16 is -32, scale 3.
     let mut ql = [0u8; 128];

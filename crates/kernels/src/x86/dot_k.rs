@@ -9,11 +9,11 @@ use core::arch::x86_64::*;
 
 use super::common::*;
 
-const Q8_K_BYTES: usize = 292;
+pub(crate) const Q8_K_BYTES: usize = 292;
 /// Offset of `qs` in a Q8_K block (after the f32 scale).
-const Q8_K_QS: usize = 4;
+pub(crate) const Q8_K_QS: usize = 4;
 /// Offset of `bsums` in a Q8_K block.
-const Q8_K_BSUMS: usize = 260;
+pub(crate) const Q8_K_BSUMS: usize = 260;
 
 /// Broadcasts i16 lane `i` of each 128-bit half: bytes `2i, 2i+1` repeated.
 #[inline(always)]
@@ -30,7 +30,7 @@ fn pair_shuffle(i: usize) -> [u8; 16] {
 /// # Safety
 /// The CPU must support AVX.
 #[inline(always)]
-unsafe fn scale_shuffle(lo: usize, hi: usize) -> __m256i {
+pub(crate) unsafe fn scale_shuffle(lo: usize, hi: usize) -> __m256i {
     let lo = pair_shuffle(lo);
     let hi = pair_shuffle(hi);
     // SAFETY: both arrays are 16 readable bytes; AVX is guaranteed by the caller.
@@ -48,7 +48,7 @@ unsafe fn scale_shuffle(lo: usize, hi: usize) -> __m256i {
 /// # Safety
 /// `p` must be valid for reading 12 bytes.
 #[inline(always)]
-unsafe fn unpack_scales_mins(p: *const u8) -> [u32; 4] {
+pub(crate) unsafe fn unpack_scales_mins(p: *const u8) -> [u32; 4] {
     const KMASK1: u32 = 0x3f3f3f3f;
     const KMASK2: u32 = 0x0f0f0f0f;
     const KMASK3: u32 = 0x03030303;

@@ -12,8 +12,10 @@ mod dot_float;
 mod dot_k;
 mod dot_legacy;
 mod quantize;
+mod tile;
+mod tile_k;
 
-use crate::dispatch::Kernels;
+use crate::dispatch::{Kernels, TILE_ROWS, TILE_TOKENS};
 use crate::DType;
 
 /// Whether this CPU runs the AVX2 set: AVX2, FMA and F16C.
@@ -94,6 +96,42 @@ macro_rules! isa_set {
                 };
             }
 
+            macro_rules! tile {
+                ($name:ident, $dtype:ident, $body:path) => {
+                    /// # Safety
+                    /// The CPU has this set's features; every row holds `n` values.
+                    #[target_feature(enable = $features)]
+                    unsafe fn $name(
+                        n: usize,
+                        w: [*const u8; TILE_ROWS],
+                        x: [*const u8; TILE_TOKENS],
+                    ) -> [[f32; TILE_TOKENS]; TILE_ROWS] {
+                        // SAFETY: forwarded from this function's contract.
+                        unsafe { $body(n, w, x) }
+                    }
+
+                    pub(super) mod $name {
+                        use super::*;
+                        /// Checks lengths, then runs the kernel.
+                        pub(crate) fn safe(
+                            n: usize,
+                            w: [&[u8]; TILE_ROWS],
+                            x: [&[u8]; TILE_TOKENS],
+                        ) -> [[f32; TILE_TOKENS]; TILE_ROWS] {
+                            for (w_r, x_t) in
+                                w.iter().flat_map(|w_r| x.iter().map(move |x_t| (w_r, x_t)))
+                            {
+                                check_dot(DType::$dtype, n, w_r, x_t);
+                            }
+                            // SAFETY: every row's length was checked just above; this
+                            // function is only put in a table after the features were
+                            // detected.
+                            unsafe { super::$name(n, w.map(<[u8]>::as_ptr), x.map(<[u8]>::as_ptr)) }
+                        }
+                    }
+                };
+            }
+
             macro_rules! quantize {
                 ($name:ident, $dtype:ident, $body:expr) => {
                     /// # Safety
@@ -129,6 +167,14 @@ macro_rules! isa_set {
             dot!(dot_q6_k, Q6_K, dot_k::q6_k_q8_k);
             dot!(dot_f32, F32, $f32_dot);
             dot!(dot_f16, F16, $f16_dot);
+            tile!(tile_q4_0, Q4_0, tile::legacy::<tile::Q4_0, $vnni>);
+            tile!(tile_q4_1, Q4_1, tile::legacy::<tile::Q4_1, $vnni>);
+            tile!(tile_q5_0, Q5_0, tile::legacy::<tile::Q5_0, $vnni>);
+            tile!(tile_q5_1, Q5_1, tile::legacy::<tile::Q5_1, $vnni>);
+            tile!(tile_q8_0, Q8_0, tile::legacy::<tile::Q8_0, $vnni>);
+            tile!(tile_q4_k, Q4_K, tile_k::q4_k);
+            tile!(tile_q5_k, Q5_K, tile_k::q5_k);
+            tile!(tile_q6_k, Q6_K, tile_k::q6_k);
             quantize!(quantize_q8_0, Q8_0, quantize::q8_0::<false>);
             quantize!(quantize_q8_1, Q8_1, quantize::q8_0::<true>);
             quantize!(quantize_q8_k, Q8_K, quantize::q8_k);
@@ -148,6 +194,14 @@ macro_rules! isa_set {
                 k.set_vec_dot(DType::Q6_K, dot_q6_k::safe);
                 k.set_vec_dot(DType::F32, dot_f32::safe);
                 k.set_vec_dot(DType::F16, dot_f16::safe);
+                k.set_vec_dot_tile(DType::Q4_0, tile_q4_0::safe);
+                k.set_vec_dot_tile(DType::Q4_1, tile_q4_1::safe);
+                k.set_vec_dot_tile(DType::Q5_0, tile_q5_0::safe);
+                k.set_vec_dot_tile(DType::Q5_1, tile_q5_1::safe);
+                k.set_vec_dot_tile(DType::Q8_0, tile_q8_0::safe);
+                k.set_vec_dot_tile(DType::Q4_K, tile_q4_k::safe);
+                k.set_vec_dot_tile(DType::Q5_K, tile_q5_k::safe);
+                k.set_vec_dot_tile(DType::Q6_K, tile_q6_k::safe);
                 k.set_quantize(DType::Q8_0, quantize_q8_0::safe);
                 k.set_quantize(DType::Q8_1, quantize_q8_1::safe);
                 k.set_quantize(DType::Q8_K, quantize_q8_k::safe);

