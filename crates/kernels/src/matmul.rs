@@ -38,9 +38,9 @@ pub struct MatmulScratch {
 /// `vec_dot_type` and reused by every row.
 pub fn matmul(
     w: &WeightView,
-    x: &[f32],        // [n_tokens, n_cols]
+    x: &[f32], // [n_tokens, n_cols]
     n_tokens: usize,
-    out: &mut [f32],  // [n_tokens, n_rows]
+    out: &mut [f32], // [n_tokens, n_rows]
     scratch: &mut MatmulScratch,
 ) {
     let k = kernels();
