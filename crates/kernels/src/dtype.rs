@@ -7,6 +7,8 @@ pub const QK_K: usize = 256;
 ///
 /// The discriminants are ggml's type ids (`enum ggml_type`), which is also how GGUF
 /// stores them, so a file's type id converts with [`DType::from_ggml_id`].
+// The variants use ggml's names (`Q4_K`), which are not camel case.
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum DType {

@@ -12,8 +12,14 @@ pub mod dispatch;
 pub mod dtype;
 pub mod matmul;
 pub mod ops;
+pub mod pool;
 pub mod scalar;
+// AVX-512 intrinsics are stable since Rust 1.89, newer than the declared minimum.
+#[cfg(target_arch = "x86_64")]
+#[clippy::msrv = "1.89"]
+mod x86;
 
-pub use dispatch::{kernels, Isa, Kernels};
+pub use dispatch::{kernels, Isa, Kernels, TypeKernels};
 pub use dtype::{DType, QK_K};
 pub use matmul::{matmul, MatmulScratch, WeightView};
+pub use pool::set_threads;

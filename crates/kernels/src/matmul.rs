@@ -1,8 +1,33 @@
 //! Matrix products of quantized weights with f32 activations.
+//!
+//! The activations are quantized once per call to the weights' `vec_dot_type` (split
+//! over the pool's threads when there are many tokens). The output rows are then cut
+//! into a few equal chunks per thread, which the threads claim one by one (so a thread
+//! the OS runs late does not hold up the others), and every weight row is read once
+//! per tile of tokens: a chunk is walked a few rows at a time ([`ROW_TILE`]) and, while
+//! those rows sit in L1, their dot products with a tile of tokens ([`TOKEN_TILE`],
+//! whose quantized activations stay in L2) are taken. Decode (one token) is thus a
+//! plain split of the rows.
 
-use rayon::prelude::*;
+use crate::dispatch::{VecDotFn, VecDotTileFn, TILE_ROWS, TILE_TOKENS};
+use crate::{kernels, pool, DType};
 
-use crate::{kernels, DType};
+/// Weight rows walked together; 4 rows of a 4864-column Q8_0 matrix are 20 KiB, which
+/// fits L1 next to one token's activations.
+const ROW_TILE: usize = 4;
+/// Tokens whose quantized activations are reused for each tile of rows; 64 rows of
+/// 4864 Q8_K activations are 350 KiB, inside L2.
+const TOKEN_TILE: usize = 64;
+const _: () = assert!(ROW_TILE % TILE_ROWS == 0 && TOKEN_TILE % TILE_TOKENS == 0);
+
+/// Chunks of rows per thread: enough to even out threads that start late, few enough
+/// that claiming them costs nothing next to the work.
+const CHUNKS_PER_THREAD: usize = 16;
+/// Below this many tokens the activations are quantized on the calling thread.
+const PARALLEL_QUANTIZE_TOKENS: usize = 4;
+/// Below this many weight bytes × tokens a matmul runs on the calling thread only:
+/// waking the pool costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 64 * 1024;
 
 /// A weight matrix of `n_rows` rows of `n_cols` values each, stored row after row in
 /// blocks of `dtype` (a view into the mapped model file or a repacked copy).
@@ -33,6 +58,30 @@ pub struct MatmulScratch {
     quantized: Vec<u8>,
 }
 
+/// A pointer that threads share to write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+
+// SAFETY: every user writes only elements no other thread touches (its own rows or
+// tokens), and the pool returns only after all threads are done with it.
+unsafe impl<T> Sync for SharedMut<T> {}
+// SAFETY: as for `Sync`.
+unsafe impl<T> Send for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the field).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Cuts `0..len` into at most `max_chunks` equal chunks whose length is a multiple of
+/// `align` (but the last); returns the chunk length and count.
+fn chunking(len: usize, max_chunks: usize, align: usize) -> (usize, usize) {
+    let per = len.div_ceil(max_chunks.max(1)).div_ceil(align).max(1) * align;
+    (per, len.div_ceil(per))
+}
+
 /// `out[t * n_rows + r] = dot(w[r], x[t])` for `x: [n_tokens, n_cols]`,
 /// `out: [n_tokens, n_rows]`. Activations are quantized once to the weights'
 /// `vec_dot_type` and reused by every row.
@@ -44,26 +93,158 @@ pub fn matmul(
     scratch: &mut MatmulScratch,
 ) {
     let k = kernels();
-    assert_eq!(x.len(), n_tokens * w.n_cols);
-    assert_eq!(out.len(), n_tokens * w.n_rows);
+    assert_eq!(
+        x.len(),
+        n_tokens * w.n_cols,
+        "matmul: x is not [n_tokens, n_cols]"
+    );
+    assert_eq!(
+        out.len(),
+        n_tokens * w.n_rows,
+        "matmul: out is not [n_tokens, n_rows]"
+    );
+    let w_row = w.row_bytes();
+    assert!(
+        w.data.len() >= w_row * w.n_rows,
+        "matmul: weight data shorter than its shape"
+    );
     let act_type = w.dtype.vec_dot_type();
     let act_row = act_type
         .row_bytes(w.n_cols)
         .expect("weight rows are whole blocks of the activation type too");
-    scratch.quantized.resize(act_row * n_tokens, 0);
-    for (src, dst) in x
-        .chunks_exact(w.n_cols)
-        .zip(scratch.quantized.chunks_exact_mut(act_row))
-    {
-        k.quantize_row(act_type, src, dst);
+    if n_tokens == 0 || w.n_rows == 0 {
+        return;
     }
-    let w_row = w.row_bytes();
-    let quantized = &scratch.quantized;
-    out.par_chunks_mut(w.n_rows)
-        .zip(quantized.par_chunks(act_row))
-        .for_each(|(out_t, x_t)| {
-            for (r, o) in out_t.iter_mut().enumerate() {
-                *o = k.vec_dot(w.dtype, w.n_cols, &w.data[r * w_row..(r + 1) * w_row], x_t);
+    let parallel = w_row * w.n_rows * n_tokens >= PARALLEL_MIN_WORK;
+    scratch.quantized.resize(act_row * n_tokens, 0);
+    quantize_activations(act_type, w.n_cols, x, &mut scratch.quantized, parallel);
+
+    let kernels = k.get(w.dtype);
+    let job = RowsJob {
+        w,
+        w_row,
+        act: &scratch.quantized, // [n_tokens, act_row]
+        act_row,
+        n_tokens,
+        out: SharedMut(out.as_mut_ptr()),
+        vec_dot: kernels.vec_dot,
+        tile: kernels.vec_dot_tile,
+    };
+    let max_chunks = if parallel {
+        pool::n_threads() * CHUNKS_PER_THREAD
+    } else {
+        1
+    };
+    let (chunk_rows, n_chunks) = chunking(w.n_rows, max_chunks, ROW_TILE);
+    pool::for_each_chunk(n_chunks, |chunk| {
+        let r_start = chunk * chunk_rows;
+        job.rows(r_start, (r_start + chunk_rows).min(w.n_rows));
+    });
+}
+
+/// What every thread of one matmul needs to compute a range of output rows.
+struct RowsJob<'a> {
+    w: &'a WeightView<'a>,
+    w_row: usize,
+    act: &'a [u8], // [n_tokens, act_row]
+    act_row: usize,
+    n_tokens: usize,
+    out: SharedMut<f32>, // [n_tokens, n_rows]
+    vec_dot: VecDotFn,
+    tile: Option<VecDotTileFn>,
+}
+
+impl RowsJob<'_> {
+    fn weight_row(&self, r: usize) -> &[u8] {
+        &self.w.data[r * self.w_row..(r + 1) * self.w_row]
+    }
+
+    fn act_row(&self, t: usize) -> &[u8] {
+        &self.act[t * self.act_row..(t + 1) * self.act_row]
+    }
+
+    fn store(&self, r: usize, t: usize, v: f32) {
+        assert!(r < self.w.n_rows && t < self.n_tokens);
+        // SAFETY: `t < n_tokens` and `r < n_rows` (just checked), so the index is inside
+        // `out` ([n_tokens, n_rows], checked by `matmul`); row `r` belongs to the
+        // calling chunk alone.
+        unsafe { *self.out.get().add(t * self.w.n_rows + r) = v };
+    }
+
+    /// Output rows `r_start..r_end` for every token: rows [`ROW_TILE`] at a time, each
+    /// group against a [`TOKEN_TILE`] of tokens, in tiles of dot products where the
+    /// kernel set has them and pair by pair for the edges.
+    fn rows(&self, r_start: usize, r_end: usize) {
+        let n_cols = self.w.n_cols;
+        for t_start in (0..self.n_tokens).step_by(TOKEN_TILE) {
+            let t_end = (t_start + TOKEN_TILE).min(self.n_tokens);
+            for group in (r_start..r_end).step_by(ROW_TILE) {
+                let group_end = (group + ROW_TILE).min(r_end);
+                let mut r = group;
+                if let Some(tile) = self.tile.filter(|_| t_end - t_start >= TILE_TOKENS) {
+                    while r + TILE_ROWS <= group_end {
+                        let w_rows: [&[u8]; TILE_ROWS] =
+                            std::array::from_fn(|i| self.weight_row(r + i));
+                        let mut t = t_start;
+                        while t + TILE_TOKENS <= t_end {
+                            let x: [&[u8]; TILE_TOKENS] =
+                                std::array::from_fn(|i| self.act_row(t + i));
+                            let v = tile(n_cols, w_rows, x);
+                            for (i, row) in v.iter().enumerate() {
+                                for (j, &value) in row.iter().enumerate() {
+                                    self.store(r + i, t + j, value);
+                                }
+                            }
+                            t += TILE_TOKENS;
+                        }
+                        for rr in r..r + TILE_ROWS {
+                            self.pairs(rr, t, t_end);
+                        }
+                        r += TILE_ROWS;
+                    }
+                }
+                for rr in r..group_end {
+                    self.pairs(rr, t_start, t_end);
+                }
             }
-        });
+        }
+    }
+
+    /// Row `r` against tokens `t_start..t_end`, one dot product at a time.
+    fn pairs(&self, r: usize, t_start: usize, t_end: usize) {
+        let w_r = self.weight_row(r);
+        for t in t_start..t_end {
+            self.store(r, t, (self.vec_dot)(self.w.n_cols, w_r, self.act_row(t)));
+        }
+    }
+}
+
+/// Quantizes each token's `n_cols` values of `x` into one `act_type` row of `dst`.
+fn quantize_activations(
+    act_type: DType,
+    n_cols: usize,
+    x: &[f32],      // [n_tokens, n_cols]
+    dst: &mut [u8], // [n_tokens, act_row]
+    parallel: bool,
+) {
+    let quantize = kernels().get(act_type).quantize;
+    let n_tokens = x.len() / n_cols.max(1);
+    if n_tokens == 0 || n_cols == 0 {
+        return;
+    }
+    let act_row = dst.len() / n_tokens;
+    if !parallel || n_tokens < PARALLEL_QUANTIZE_TOKENS {
+        for (src, row) in x.chunks_exact(n_cols).zip(dst.chunks_exact_mut(act_row)) {
+            quantize(src, row);
+        }
+        return;
+    }
+    let dst_ptr = SharedMut(dst.as_mut_ptr());
+    pool::for_each_chunk(n_tokens, |t| {
+        // SAFETY: row `t < n_tokens` of `dst` ([n_tokens, act_row]) belongs to this
+        // chunk alone and lies inside it; `dst` outlives `for_each_chunk`.
+        let row =
+            unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(t * act_row), act_row) };
+        quantize(&x[t * n_cols..(t + 1) * n_cols], row);
+    });
 }

@@ -1,0 +1,176 @@
+//! Small helpers shared by the x86 kernels. Every helper is `#[inline(always)]` and
+//! carries no `target_feature` of its own: it is inlined into the `#[target_feature]`
+//! kernel that calls it and compiled with that kernel's features.
+
+use core::arch::x86_64::*;
+
+/// Reads a little-endian f16 at `p` and widens it with F16C.
+///
+/// # Safety
+/// `p` must be valid for reading 2 bytes and the CPU must support F16C.
+#[inline(always)]
+pub(crate) unsafe fn load_f16(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees 2 readable bytes at `p` and F16C support.
+    unsafe {
+        let bits = p.cast::<u16>().read_unaligned();
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+    }
+}
+
+/// Reads a little-endian f32 at `p`.
+///
+/// # Safety
+/// `p` must be valid for reading 4 bytes.
+#[inline(always)]
+pub(crate) unsafe fn load_f32(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees 4 readable bytes at `p`.
+    unsafe { p.cast::<f32>().read_unaligned() }
+}
+
+/// Narrows `v` to f16 bits with round-to-nearest-even, as `_cvtss_sh` does in ggml.
+///
+/// # Safety
+/// The CPU must support F16C.
+#[inline(always)]
+pub(crate) unsafe fn f32_to_f16_bits(v: f32) -> u16 {
+    // SAFETY: the caller guarantees F16C support; the intrinsics only touch registers.
+    unsafe {
+        _mm_extract_epi16::<0>(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(v))) as u16
+    }
+}
+
+/// Horizontal sum of 8 f32 lanes, in ggml's `hsum_float_8` order.
+///
+/// # Safety
+/// The CPU must support AVX.
+#[inline(always)]
+pub(crate) unsafe fn hsum_ps(x: __m256) -> f32 {
+    // SAFETY: the caller guarantees AVX; the intrinsics only touch registers.
+    unsafe {
+        hsum_ps128(_mm_add_ps(
+            _mm256_extractf128_ps::<1>(x),
+            _mm256_castps256_ps128(x),
+        ))
+    }
+}
+
+/// Horizontal sum of 4 f32 lanes.
+///
+/// # Safety
+/// The CPU must support SSE3.
+#[inline(always)]
+pub(crate) unsafe fn hsum_ps128(x: __m128) -> f32 {
+    // SAFETY: the caller guarantees SSE3; the intrinsics only touch registers.
+    unsafe {
+        let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        let x = _mm_add_ss(x, _mm_movehdup_ps(x));
+        _mm_cvtss_f32(x)
+    }
+}
+
+/// Horizontal sum of 8 i32 lanes.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline(always)]
+pub(crate) unsafe fn hsum_i32(a: __m256i) -> i32 {
+    // SAFETY: the caller guarantees AVX2; the intrinsics only touch registers.
+    unsafe {
+        hsum_i32_128(_mm_add_epi32(
+            _mm256_castsi256_si128(a),
+            _mm256_extracti128_si256::<1>(a),
+        ))
+    }
+}
+
+/// Horizontal sum of 4 i32 lanes.
+///
+/// # Safety
+/// The CPU must support SSE2.
+#[inline(always)]
+pub(crate) unsafe fn hsum_i32_128(a: __m128i) -> i32 {
+    // SAFETY: the caller guarantees SSE2; the intrinsics only touch registers.
+    unsafe {
+        let hi64 = _mm_unpackhi_epi64(a, a);
+        let sum64 = _mm_add_epi32(hi64, a);
+        let hi32 = _mm_shuffle_epi32::<0b10_11_00_01>(sum64);
+        _mm_cvtsi128_si32(_mm_add_epi32(sum64, hi32))
+    }
+}
+
+/// Sums of 4 adjacent products of unsigned bytes `a` and signed bytes `b`, as 8 i32
+/// lanes. With `VNNI` one `vpdpbusd`; without it `vpmaddubsw` + `vpmaddwd`, which is
+/// exact as long as no pair of products exceeds i16 (every caller keeps `a <= 128`
+/// with `|b| <= 127`, or `a <= 63`).
+///
+/// # Safety
+/// The CPU must support AVX2, and AVX512-VNNI with AVX512-VL when `VNNI` is true.
+#[inline(always)]
+pub(crate) unsafe fn dot_u8i8<const VNNI: bool>(a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: the caller guarantees the features named above; registers only.
+    unsafe {
+        if VNNI {
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+        } else {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+        }
+    }
+}
+
+/// Sums of 4 adjacent products of signed bytes `a` and `b`, as 8 i32 lanes.
+/// `a` must not hold -128 together with a `b` of -128 (activations never do: they are
+/// quantized to -127..=127).
+///
+/// # Safety
+/// As for [`dot_u8i8`].
+#[inline(always)]
+pub(crate) unsafe fn dot_i8i8<const VNNI: bool>(a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: the caller guarantees the features; registers only.
+    unsafe { dot_u8i8::<VNNI>(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)) }
+}
+
+/// Spreads the 32 bits at `p` to 32 bytes, 0xFF where the bit is set and 0 elsewhere.
+///
+/// # Safety
+/// `p` must be valid for reading 4 bytes; the CPU must support AVX2.
+#[inline(always)]
+pub(crate) unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 4 readable bytes at `p` and AVX2.
+    unsafe {
+        let bits = p.cast::<i32>().read_unaligned();
+        let shuffle = _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0x0000000000000000,
+        );
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits), shuffle);
+        let bit_mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+        _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit_mask), _mm256_set1_epi64x(-1))
+    }
+}
+
+/// Unpacks 16 bytes of nibbles at `p` into 32 bytes: the low nibbles first, then the
+/// high nibbles, each in 0..=15.
+///
+/// # Safety
+/// `p` must be valid for reading 16 bytes; the CPU must support AVX2.
+#[inline(always)]
+pub(crate) unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable bytes at `p` and AVX2.
+    unsafe {
+        let tmp = _mm_loadu_si128(p.cast());
+        let bytes = _mm256_set_m128i(_mm_srli_epi16::<4>(tmp), tmp);
+        _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F))
+    }
+}
+
+/// Loads 32 bytes at `p`.
+///
+/// # Safety
+/// `p` must be valid for reading 32 bytes; the CPU must support AVX.
+#[inline(always)]
+pub(crate) unsafe fn load256(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes at `p` and AVX.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
