@@ -9,7 +9,27 @@
 use std::ops::Range;
 
 use half::f16;
-use rayon::prelude::*;
+
+use crate::pool;
+
+/// Below this many query-key products a call runs on the caller's thread alone: waking
+/// the pool costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 16;
+
+/// The output rows, written by pool threads at disjoint (token, head) slots.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: every task writes only its own `head_dim` slot of the output (tasks are
+// distinct), and `pool::for_each_chunk` returns only after every task is done.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// Shape and scaling of one attention call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,7 +61,7 @@ impl AttentionParams {
 
 /// Attention of `n_tokens` consecutive queries, the first at position `first_pos`, over
 /// the cached keys and values, which must already hold every position up to
-/// `first_pos + n_tokens - 1`. Each (token, head) pair is one task on the compute pool.
+/// `first_pos + n_tokens - 1`. The (token, head) pairs are spread over the compute pool.
 pub fn attention(
     params: &AttentionParams,
     q: &[f32], // [n_tokens, n_heads * head_dim]
@@ -60,14 +80,28 @@ pub fn attention(
     assert!(k.len() >= (first_pos + n_tokens) * kv_dim);
     assert_eq!(k.len(), v.len());
     let group = params.n_heads / params.n_kv_heads;
-    out.par_chunks_mut(head_dim)
-        .zip(q.par_chunks(head_dim))
-        .enumerate()
-        .for_each(|(task, (out_head, q_head))| {
+    let n_tasks = n_tokens * params.n_heads;
+    let work = n_tasks * (first_pos + n_tokens) * head_dim;
+    let n_chunks = if work < PARALLEL_MIN_WORK {
+        1
+    } else {
+        n_tasks.min(pool::n_threads() * 4)
+    };
+    let per_chunk = n_tasks.div_ceil(n_chunks.max(1)).max(1);
+    let shared = SharedOut(out.as_mut_ptr());
+    pool::for_each_chunk(n_tasks.div_ceil(per_chunk), |chunk| {
+        let tasks = chunk * per_chunk..((chunk + 1) * per_chunk).min(n_tasks);
+        for task in tasks {
             let token = task / params.n_heads;
             let head = task % params.n_heads;
             let kv_offset = (head / group) * head_dim;
             let positions = params.visible(first_pos + token);
+            let q_head = &q[task * head_dim..(task + 1) * head_dim];
+            // SAFETY: `task < n_tasks`, so the slot lies inside `out` (whose length was
+            // checked to be `n_tasks * head_dim`), and no other task writes it.
+            let out_head = unsafe {
+                std::slice::from_raw_parts_mut(shared.get().add(task * head_dim), head_dim)
+            };
             attention_row(
                 q_head,
                 k,
@@ -78,7 +112,8 @@ pub fn attention(
                 params.scale,
                 out_head,
             );
-        });
+        }
+    });
 }
 
 /// One query head against one key/value head: `out = softmax(scale * q·K) V` over

@@ -320,3 +320,52 @@ fn attention_over_one_position_returns_its_value() {
     attention_row(&[3.0, -1.0, 0.0, 2.0], &k, &v, 4, 0, 0..1, 0.5, &mut out);
     assert_eq!(out, [0.5, -1.0, 2.0, 0.25]);
 }
+
+#[test]
+fn attention_spread_over_the_pool_matches_row_by_row() {
+    let (n_heads, n_kv_heads, head_dim) = (8, 2, 64);
+    let kv_dim = n_kv_heads * head_dim;
+    let (first_pos, n_tokens) = (30, 50);
+    let n_positions = first_pos + n_tokens;
+    let k: Vec<f16> = pseudo_random(n_positions * kv_dim, 4)
+        .into_iter()
+        .map(f16::from_f32)
+        .collect();
+    let v: Vec<f16> = pseudo_random(n_positions * kv_dim, 5)
+        .into_iter()
+        .map(f16::from_f32)
+        .collect();
+    let q = pseudo_random(n_tokens * n_heads * head_dim, 6);
+    let params = AttentionParams {
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        scale: 0.125,
+        window: Some(40),
+    };
+    let mut out = vec![0.0; q.len()];
+    attention(&params, &q, &k, &v, first_pos, &mut out);
+    let mut want = vec![0.0; head_dim];
+    for t in 0..n_tokens {
+        for h in 0..n_heads {
+            let at = (t * n_heads + h) * head_dim;
+            let kv_offset = (h / (n_heads / n_kv_heads)) * head_dim;
+            let positions = params.visible(first_pos + t);
+            attention_row(
+                &q[at..at + head_dim],
+                &k,
+                &v,
+                kv_dim,
+                kv_offset,
+                positions,
+                params.scale,
+                &mut want,
+            );
+            assert_eq!(
+                &out[at..at + head_dim],
+                want.as_slice(),
+                "token {t} head {h}"
+            );
+        }
+    }
+}
