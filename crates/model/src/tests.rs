@@ -21,10 +21,13 @@ fn descriptions_match_llama_cpp() {
     assert_eq!(QWEN2.rope_style, RopeStyle::Neox);
     assert_eq!(GEMMA3.rope_style, RopeStyle::Neox);
     assert_eq!(QWEN2.qkv_bias, Need::Required);
-    assert!(GEMMA3.qk_norm && GEMMA3.post_norms);
+    assert_eq!((GEMMA3.qk_norm, GEMMA3.post_norms), (true, true));
     assert_eq!(GEMMA3.activation, Activation::GeluGated);
     assert_eq!(
         GEMMA3.sliding_window,
-        SlidingWindow::Pattern { period: 6, local_rope_base: 10_000.0 }
+        SlidingWindow::Pattern {
+            period: 6,
+            local_rope_base: 10_000.0
+        }
     );
 }

@@ -14,9 +14,6 @@ use crate::real;
 const LOGPROB_TOL: f64 = 0.3;
 /// Below this reference gap between the two best tokens, either may be on top.
 const NEAR_TIE: f64 = 0.5;
-/// One batch against one token at a time: same kernels, but quantized activations and
-/// f16 cache rounding amplify tiny differences in summation order over many layers.
-const BATCH_TOL: f32 = 1e-3;
 
 fn log_softmax_at(row: &[f32], index: usize) -> f64 {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
@@ -102,27 +99,59 @@ fn teacher_forced(stem: &str) -> f64 {
     worst
 }
 
-/// Last logits of the first golden prompt: one batch against one token at a time.
+/// Log-softmax of a row.
+fn log_softmax(row: &[f32]) -> Vec<f64> {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+    let log_sum = row
+        .iter()
+        .map(|&x| (x as f64 - max).exp())
+        .sum::<f64>()
+        .ln();
+    row.iter().map(|&x| x as f64 - max - log_sum).collect()
+}
+
+/// Last logits of every golden prompt: one batch against one token at a time. The
+/// scalar kernels compute every row alike, so the two agree exactly; SIMD kernels sum in
+/// another order in their many-row paths, and quantized activations amplify that like
+/// any other rounding difference, so there the golden tolerances apply.
 fn batch_consistency(model: &Model, stem: &str) {
     let path = real::golden_dir().join(format!("greedy-{stem}.json"));
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let prompt = ids(&golden["cases"][0]["prompt_ids"]);
-    let mut batch = Vec::new();
-    model
-        .forward(
-            &prompt,
-            &mut model.new_cache(prompt.len()),
-            Logits::Last,
-            &mut batch,
-        )
-        .unwrap();
-    let single = one_by_one(model, &prompt);
-    let d = max_rel_diff(&batch, single.last().unwrap());
-    eprintln!("{stem}: batch vs one by one, largest relative difference {d:e}");
-    assert!(
-        d <= BATCH_TOL,
-        "{stem}: batch and one-by-one logits differ by {d}"
-    );
+    let exact = kernels::kernels().isa == kernels::Isa::Scalar;
+    for case in golden["cases"].as_array().expect("cases") {
+        let prompt = ids(&case["prompt_ids"]);
+        let mut batch = Vec::new();
+        model
+            .forward(
+                &prompt,
+                &mut model.new_cache(prompt.len()),
+                Logits::Last,
+                &mut batch,
+            )
+            .unwrap();
+        let single = one_by_one(model, &prompt).pop().unwrap();
+        let d = max_rel_diff(&batch, &single);
+        let (lp_batch, lp_single) = (log_softmax(&batch), log_softmax(&single));
+        let top = argmax(&batch);
+        let lp_diff = (lp_batch[top] - lp_single[top]).abs();
+        eprintln!("{stem}: batch vs one by one: relative logit difference {d:e}, top log-probability difference {lp_diff:.4}");
+        if exact {
+            assert_eq!(
+                batch, single,
+                "{stem}: scalar kernels must give identical rows"
+            );
+        } else {
+            let other = argmax(&single);
+            assert!(
+                top == other || (lp_single[other] - lp_single[top]) < NEAR_TIE,
+                "{stem}: batch picks {top}, one by one {other}"
+            );
+            assert!(
+                lp_diff <= LOGPROB_TOL,
+                "{stem}: top log-probability differs by {lp_diff}"
+            );
+        }
+    }
 }
 
 #[test]
