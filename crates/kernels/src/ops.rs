@@ -1,2 +1,0 @@
-//! Transformer operations on f32 activations: norms, rope, softmax, activations,
-//! attention.
