@@ -51,6 +51,16 @@ fn stop_string_is_not_printed() {
         "run", path, "--raw", "--temp", "0", "-n", "64", "--stop", "\n\n", prompt,
     ]);
     assert_eq!(text, " Paris.");
+
+    // `-` reads the prompt from stdin.
+    let output = slm_with_input(
+        &[
+            "run", path, "--raw", "--temp", "0", "-n", "64", "--stop", "\n\n", "-",
+        ],
+        Some(prompt.as_bytes()),
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(output.stdout, b" Paris.");
 }
 
 #[test]
