@@ -184,3 +184,37 @@ fn real_models_give_the_same_logits_batched_and_one_by_one() {
         batch_consistency(&real::load(stem), stem);
     }
 }
+
+#[test]
+fn qwen2_1_5b_loads_and_predicts() {
+    if !real::enabled("qwen2_1_5b_loads_and_predicts") {
+        return;
+    }
+    let model = real::load("qwen2.5-coder-1.5b");
+    let c = model.config();
+    assert_eq!(
+        (c.architecture.as_str(), c.n_layers, c.n_embd),
+        ("qwen2", 28, 1536)
+    );
+    // No golden file for the 1.5B: it shares the 0.5B's vocabulary, and after
+    // "def fibonacci(n):\n" both start the body with the same indentation token.
+    let golden_path = real::golden_dir().join("greedy-qwen2.5-coder-0.5b.json");
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
+    let case = &golden["cases"][1];
+    let prompt = ids(&case["prompt_ids"]);
+    let mut logits = Vec::new();
+    model
+        .forward(&prompt, &mut model.new_cache(64), Logits::Last, &mut logits)
+        .unwrap();
+    let top = argmax(&logits) as u32;
+    eprintln!(
+        "qwen2.5-coder-1.5b: prompt {:?}, top token {top}, 0.5B's {}",
+        case["prompt"], case["continuation_ids"][0]
+    );
+    assert!(logits.iter().all(|x| x.is_finite()));
+    assert_eq!(
+        u64::from(top),
+        case["continuation_ids"][0].as_u64().unwrap()
+    );
+}
