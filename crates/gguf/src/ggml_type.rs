@@ -153,7 +153,7 @@ impl GgmlType {
     /// blocks or the size overflows.
     pub fn bytes_for(self, n_values: u64) -> Option<u64> {
         let block_size = self.block_size() as u64;
-        if n_values % block_size != 0 {
+        if !n_values.is_multiple_of(block_size) {
             return None;
         }
         (n_values / block_size).checked_mul(self.type_size() as u64)

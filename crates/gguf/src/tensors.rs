@@ -121,7 +121,7 @@ fn read_tensor_info(cursor: &mut Cursor<'_>, name: String) -> Result<TensorInfo,
     };
     let row_len = dims.first().copied().unwrap_or(1);
     let block_size = ggml_type.block_size();
-    if row_len % block_size as u64 != 0 {
+    if !row_len.is_multiple_of(block_size as u64) {
         return Err(GgufError::RaggedRow {
             tensor: name,
             row_len,
@@ -154,7 +154,7 @@ pub(crate) fn place_tensors(
     file_size: u64,
 ) -> Result<(), GgufError> {
     for info in infos.iter_mut() {
-        if info.offset % alignment != 0 {
+        if !info.offset.is_multiple_of(alignment) {
             return Err(GgufError::MisalignedTensor {
                 tensor: info.name.clone(),
                 offset: info.offset,

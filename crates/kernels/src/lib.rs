@@ -16,7 +16,6 @@ pub mod pool;
 pub mod scalar;
 // AVX-512 intrinsics are stable since Rust 1.89, newer than the declared minimum.
 #[cfg(target_arch = "x86_64")]
-#[clippy::msrv = "1.89"]
 mod x86;
 
 pub use dispatch::{kernels, Isa, Kernels, TypeKernels};

@@ -18,7 +18,7 @@ const ROW_TILE: usize = 4;
 /// Tokens whose quantized activations are reused for each tile of rows; 64 rows of
 /// 4864 Q8_K activations are 350 KiB, inside L2.
 const TOKEN_TILE: usize = 64;
-const _: () = assert!(ROW_TILE % TILE_ROWS == 0 && TOKEN_TILE % TILE_TOKENS == 0);
+const _: () = assert!(ROW_TILE.is_multiple_of(TILE_ROWS) && TOKEN_TILE.is_multiple_of(TILE_TOKENS));
 
 /// Chunks of rows per thread: enough to even out threads that start late, few enough
 /// that claiming them costs nothing next to the work.

@@ -79,6 +79,10 @@ static STATE: Mutex<State> = Mutex::new(State {
     pool: None,
 });
 
+/// The thread count runs use, readable without the lock (0 until first known), so a
+/// matmul can size its chunks while another caller's job holds the pool.
+static N_THREADS: AtomicUsize = AtomicUsize::new(0);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic that unwound through a holder left no broken state: every run waits for
     // all threads before the panic resumes, so a poisoned lock is still usable.
@@ -103,6 +107,7 @@ pub fn set_threads(n: usize) {
     let mut state = lock(&STATE);
     state.requested = n;
     let want = if n == 0 { default_threads() } else { n };
+    N_THREADS.store(want, Ordering::Relaxed);
     if state
         .pool
         .as_ref()
@@ -114,11 +119,18 @@ pub fn set_threads(n: usize) {
 
 /// The number of threads [`run`] uses.
 pub fn n_threads() -> usize {
-    let state = lock(&STATE);
-    match &state.pool {
-        Some(pool) => pool.shared.n_threads,
-        None if state.requested == 0 => default_threads(),
-        None => state.requested,
+    match N_THREADS.load(Ordering::Relaxed) {
+        0 => {
+            let state = lock(&STATE);
+            let n = match &state.pool {
+                Some(pool) => pool.shared.n_threads,
+                None if state.requested == 0 => default_threads(),
+                None => state.requested,
+            };
+            N_THREADS.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
     }
 }
 
@@ -226,6 +238,7 @@ impl Pool {
             }
             return Pool::start(started);
         }
+        N_THREADS.store(n, Ordering::Relaxed);
         Pool { shared, workers }
     }
 

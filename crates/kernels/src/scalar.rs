@@ -149,7 +149,7 @@ pub fn nearest_int(value: f32) -> i32 {
 fn n_blocks(dtype: DType, n: usize) -> usize {
     let block = dtype.block_size();
     assert!(
-        n % block == 0,
+        n.is_multiple_of(block),
         "{n} values are not a whole number of {} blocks of {block}",
         dtype.name()
     );

@@ -99,8 +99,10 @@ fn algorithm(vocab: &VocabRef<'_>) -> Result<Algorithm, TokenizerError> {
                 })?;
             Ok(Algorithm::Bpe(settings))
         }
-        "no_vocab" | "none" | "bert" | "t5" | "rwkv" | "plamo2" | "gemma4" | "hybriddna"
-        | "whitespace" => Err(TokenizerError::UnsupportedModel(vocab.model.to_owned())),
+        "no_vocab" | "none" | "bert" | "t5" | "rwkv" | "test" | "plamo2" | "gemma4"
+        | "hybriddna" | "whitespace" => {
+            Err(TokenizerError::UnsupportedModel(vocab.model.to_owned()))
+        }
         other => Err(TokenizerError::UnknownModel(other.to_owned())),
     }
 }
@@ -433,9 +435,9 @@ fn end_of_generation(ids: &Ids, tokens: &mut [TokenData], table: &TokenTable) ->
             tokens[end as usize].attr = attr::USER_DEFINED;
         }
     }
-    // Gemma 4 and PaddleOCR: </s> is an ordinary token there.
+    // Gemma 4 and PLaMo: </s> is an ordinary token there.
     if let Some(s) = find(&eog, "</s>") {
-        if has(&eog, "<|tool_response>") {
+        if has(&eog, "<|tool_response>") || has(&eog, "<|plamo:eos|>") {
             eog.retain(|&id| id != s);
             tokens[s as usize].attr = attr::NORMAL;
         }

@@ -45,6 +45,10 @@ const CHATGLM: PreSettings = PreSettings {
     no_default_bos: true,
     ..settings(Llama3, true)
 };
+const GLM4: PreSettings = PreSettings {
+    ignore_merges: true,
+    ..CHATGLM
+};
 
 /// Every name slm accepts. A BPE file without `tokenizer.ggml.pre` gets "default", as in
 /// llama.cpp (which warns that generation quality will suffer).
@@ -61,8 +65,9 @@ const TABLE: &[(&str, PreSettings)] = &[
     ("jina-v5-nano", LLAMA3),
     ("dbrx", settings(Llama3, true)),
     ("smaug-bpe", settings(Llama3, true)),
-    ("glm4", CHATGLM),
     ("chatglm-bpe", CHATGLM),
+    ("glm4", GLM4),
+    ("glm5", GLM4),
     ("gpt-2", settings(Gpt2, true)),
     ("phi-2", settings(Gpt2, true)),
     ("jina-es", settings(Gpt2, true)),

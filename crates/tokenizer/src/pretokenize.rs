@@ -4,9 +4,10 @@
 //! of regexes applied one after the other, each splitting the pieces the previous one made.
 //! Two kinds of regex run there, and both are reproduced here exactly, quirks included:
 //!
-//! - The GPT-2 and Llama 3 regexes have hand-written splitters
-//!   (`unicode_regex_split_custom_gpt2` / `_llama3`) that work on code point classes.
-//!   [`split_gpt2`] and [`split_llama3`] follow them step by step.
+//! - The GPT-2, Llama 3 and Qwen2 regexes have hand-written splitters
+//!   (`unicode_regex_split_custom_gpt2` / `_llama3` / `_qwen2`) that work on code point
+//!   classes. [`split_gpt2`] and [`split_llama3`] follow them step by step (Qwen2's is
+//!   Llama 3's with single digits).
 //! - Every other regex runs through C++ `std::regex` (ECMAScript: leftmost match, first
 //!   alternative that succeeds, backtracking) over a "collapsed" copy of the text where each
 //!   code point of 128 or more is replaced by one byte naming its class
@@ -35,16 +36,22 @@ pub(crate) enum PreTokenizer {
     Qwen2,
 }
 
+/// How many digits the Llama 3 family groups: `\p{N}{1,3}` or `\p{N}`.
+#[derive(Clone, Copy, Debug)]
+enum Digits {
+    UpToThree,
+    One,
+}
+
 /// One regex of a pre-tokenizer's list.
 #[derive(Clone, Copy, Debug)]
 enum Pass {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)` (custom).
     Gpt2,
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
-    /// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` (custom).
-    Llama3,
-    /// The Llama 3 regex with `\p{N}` for `\p{N}{1,3}` (std::regex, collapsed).
-    Qwen2,
+    /// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` (custom), or with `\p{N}`
+    /// for `\p{N}{1,3}` (Qwen2, custom too).
+    Llama3(Digits),
     /// `\p{N}` (std::regex, collapsed).
     EachNumber,
     /// `\p{N}+` (std::regex, collapsed).
@@ -66,8 +73,8 @@ impl PreTokenizer {
             ],
             PreTokenizer::Gpt2 => &[Pass::Gpt2],
             PreTokenizer::Smollm => &[Pass::EachNumber, Pass::Gpt2],
-            PreTokenizer::Llama3 => &[Pass::Llama3],
-            PreTokenizer::Qwen2 => &[Pass::Qwen2],
+            PreTokenizer::Llama3 => &[Pass::Llama3(Digits::UpToThree)],
+            PreTokenizer::Qwen2 => &[Pass::Llama3(Digits::One)],
         }
     }
 
@@ -130,8 +137,7 @@ impl Prepared {
         let col = &self.collapsed;
         match pass {
             Pass::Gpt2 => split_gpt2(self, start, end, out),
-            Pass::Llama3 => split_llama3(self, start, end, out),
-            Pass::Qwen2 => split_by_matches(start, end, out, |p| match_qwen2(col, p, end)),
+            Pass::Llama3(digits) => split_llama3(self, start, end, digits, out),
             Pass::EachNumber => {
                 split_by_matches(start, end, out, |p| is_number_byte(col[p]).then_some(p + 1))
             }
@@ -199,6 +205,48 @@ impl Words<'_> {
     }
 }
 
+/// `'s|'t|'re|'ve|'m|'ll|'d` at `pos`: the length of the contraction. With `any_case`,
+/// `(?i:…)` as llama.cpp's Llama 3 splitter does it: it lowercases with the full Unicode
+/// table, but the only non-ASCII code points that lowercase into ASCII (U+0130, U+212A)
+/// become 'i' and 'k', which no contraction uses, so ASCII lowercasing is the same.
+fn contraction(t: &Prepared, pos: usize, end: usize, any_case: bool) -> Option<usize> {
+    let at = |p: usize| {
+        t.char_in(p, end)
+            .map(|c| if any_case { c.to_ascii_lowercase() } else { c })
+    };
+    if t.char_in(pos, end) != Some('\'') || pos + 1 >= end {
+        return None;
+    }
+    match (at(pos + 1), at(pos + 2)) {
+        (Some('s' | 't' | 'm' | 'd'), _) => Some(2),
+        (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => Some(3),
+        _ => None,
+    }
+}
+
+/// The end of the whitespace rules at `pos`, shared by both splitters:
+/// `\s*[\r\n]+` (Llama 3 only: `newlines`), then `\s+(?!\S)`, which leaves the last
+/// whitespace of a run to the word that follows, then `\s+`, and when `pos` is not
+/// whitespace at all, the single character.
+fn whitespace_end(t: &Prepared, pos: usize, end: usize, newlines: bool) -> usize {
+    let n_spaces = (pos..end)
+        .take_while(|&p| whitespace(t.class_in(p, end)))
+        .count();
+    if newlines {
+        let last_newline = (pos..pos + n_spaces)
+            .rev()
+            .find(|&p| matches!(t.chars[p], '\r' | '\n'));
+        if let Some(last_newline) = last_newline {
+            return last_newline + 1;
+        }
+    }
+    if n_spaces > 1 && pos + n_spaces < end {
+        pos + n_spaces - 1
+    } else {
+        pos + n_spaces.max(1)
+    }
+}
+
 /// `unicode_regex_split_custom_gpt2`.
 fn split_gpt2(t: &Prepared, start: usize, end: usize, out: &mut Vec<Range<usize>>) {
     let mut words = Words {
@@ -208,64 +256,43 @@ fn split_gpt2(t: &Prepared, start: usize, end: usize, out: &mut Vec<Range<usize>
     let mut pos = start;
     while pos < end {
         let c = t.chars[pos];
-        let class = Some(t.classes[pos]);
         // 's|'t|'re|'ve|'m|'ll|'d
-        if c == '\'' && pos + 1 < end {
-            let next = t.chars[pos + 1];
-            if matches!(next, 's' | 't' | 'm' | 'd') {
-                pos += 2;
-                words.add(pos);
-                continue;
-            }
-            if pos + 2 < end
-                && matches!(
-                    (next, t.chars[pos + 2]),
-                    ('r', 'e') | ('v', 'e') | ('l', 'l')
-                )
-            {
-                pos += 3;
-                words.add(pos);
-                continue;
-            }
+        if let Some(len) = contraction(t, pos, end, false) {
+            pos += len;
+            words.add(pos);
+            continue;
         }
-        let space = usize::from(c == ' ');
-        let class2 = if c == ' ' {
+        // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+', the class taken after a space.
+        let class = if c == ' ' {
             t.class_in(pos + 1, end)
         } else {
-            class
+            Some(t.classes[pos])
         };
-        // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+'
         let runs: [fn(Option<CharClass>) -> bool; 3] = [letter, number, other];
-        if let Some(is_run) = runs.into_iter().find(|is_run| is_run(class2)) {
-            pos += space;
+        if let Some(is_run) = runs.into_iter().find(|is_run| is_run(class)) {
+            pos += usize::from(c == ' ');
             while is_run(t.class_in(pos, end)) {
                 pos += 1;
             }
-            words.add(pos);
-            continue;
+        } else {
+            pos = whitespace_end(t, pos, end, false);
         }
-        let n_spaces = (pos..end)
-            .take_while(|&p| whitespace(t.class_in(p, end)))
-            .count();
-        // '\s+(?!\S)': leave the last whitespace to the word that follows
-        if n_spaces > 1 && pos + n_spaces < end {
-            pos += n_spaces - 1;
-            words.add(pos);
-            continue;
-        }
-        // '\s+'
-        if n_spaces > 0 {
-            pos += n_spaces;
-            words.add(pos);
-            continue;
-        }
-        pos += 1;
         words.add(pos);
     }
 }
 
-/// `unicode_regex_split_custom_llama3`.
-fn split_llama3(t: &Prepared, start: usize, end: usize, out: &mut Vec<Range<usize>>) {
+/// `unicode_regex_split_custom_llama3`, and with single digits `_qwen2`.
+fn split_llama3(
+    t: &Prepared,
+    start: usize,
+    end: usize,
+    digits: Digits,
+    out: &mut Vec<Range<usize>>,
+) {
+    let group = match digits {
+        Digits::UpToThree => 3,
+        Digits::One => 1,
+    };
     let mut words = Words {
         previous_end: start,
         out,
@@ -274,24 +301,11 @@ fn split_llama3(t: &Prepared, start: usize, end: usize, out: &mut Vec<Range<usiz
     while pos < end {
         let c = t.chars[pos];
         let class = t.classes[pos];
-        // (?i:'s|'t|'re|'ve|'m|'ll|'d). llama.cpp lowercases with the full Unicode table,
-        // but the only non-ASCII code points that lowercase into ASCII (U+0130, U+212A)
-        // become 'i' and 'k', which no contraction uses.
-        if c == '\'' && pos + 1 < end {
-            let next = t.chars[pos + 1].to_ascii_lowercase();
-            if matches!(next, 's' | 't' | 'm' | 'd') {
-                pos += 2;
-                words.add(pos);
-                continue;
-            }
-            if pos + 2 < end {
-                let next_next = t.chars[pos + 2].to_ascii_lowercase();
-                if matches!((next, next_next), ('r', 'e') | ('v', 'e') | ('l', 'l')) {
-                    pos += 3;
-                    words.add(pos);
-                    continue;
-                }
-            }
+        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+        if let Some(len) = contraction(t, pos, end, true) {
+            pos += len;
+            words.add(pos);
+            continue;
         }
         // [^\r\n\p{L}\p{N}]?\p{L}+
         if !(c == '\r' || c == '\n' || class.is_number())
@@ -304,12 +318,12 @@ fn split_llama3(t: &Prepared, start: usize, end: usize, out: &mut Vec<Range<usiz
             words.add(pos);
             continue;
         }
-        // \p{N}{1,3}
+        // \p{N}{1,3} or \p{N}
         if class.is_number() {
             let mut group_start = pos;
             while number(t.class_in(pos, end)) {
                 pos += 1;
-                if pos - group_start >= 3 {
+                if pos - group_start >= group {
                     words.add(pos);
                     group_start = pos;
                 }
@@ -332,36 +346,9 @@ fn split_llama3(t: &Prepared, start: usize, end: usize, out: &mut Vec<Range<usiz
             while matches!(t.char_in(pos, end), Some('\r' | '\n')) {
                 pos += 1;
             }
-            words.add(pos);
-            continue;
+        } else {
+            pos = whitespace_end(t, pos, end, true);
         }
-        let mut n_spaces = 0;
-        let mut last_newline_end = None;
-        while whitespace(t.class_in(pos + n_spaces, end)) {
-            if matches!(t.chars[pos + n_spaces], '\r' | '\n') {
-                last_newline_end = Some(pos + n_spaces + 1);
-            }
-            n_spaces += 1;
-        }
-        // \s*[\r\n]+
-        if let Some(newline_end) = last_newline_end {
-            pos = newline_end;
-            words.add(pos);
-            continue;
-        }
-        // \s+(?!\S)
-        if n_spaces > 1 && pos + n_spaces < end {
-            pos += n_spaces - 1;
-            words.add(pos);
-            continue;
-        }
-        // \s+
-        if n_spaces > 0 {
-            pos += n_spaces;
-            words.add(pos);
-            continue;
-        }
-        pos += 1;
         words.add(pos);
     }
 }
@@ -395,17 +382,6 @@ fn split_by_matches(
     }
 }
 
-/// `\s` of std::regex in the "C" locale, on collapsed bytes (0x0B stands for any non-ASCII
-/// whitespace).
-fn is_space_byte(b: u8) -> bool {
-    matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ')
-}
-
-/// Collapsed `\p{L}`: `[\xD2A-Za-z]`.
-fn is_letter_byte(b: u8) -> bool {
-    b == 0xD2 || b.is_ascii_alphabetic()
-}
-
 /// Collapsed `\p{N}`: `[\xD10-9]`.
 fn is_number_byte(b: u8) -> bool {
     b == 0xD1 || b.is_ascii_digit()
@@ -418,11 +394,6 @@ fn is_punctuation_run_byte(b: u8) -> bool {
     b == 0xD3 || (b.is_ascii_punctuation() && b != b'`')
 }
 
-/// Collapsed `[^\s\p{L}\p{N}]`.
-fn is_other_byte(b: u8) -> bool {
-    !(is_space_byte(b) || is_letter_byte(b) || is_number_byte(b))
-}
-
 /// End of the run of bytes from `pos` (before `end`) that satisfy `member`, if non-empty.
 fn run_end(col: &[u8], pos: usize, end: usize, member: fn(u8) -> bool) -> Option<usize> {
     let len = col
@@ -431,60 +402,6 @@ fn run_end(col: &[u8], pos: usize, end: usize, member: fn(u8) -> bool) -> Option
         .take_while(|&&b| member(b))
         .count();
     (len > 0).then_some(pos + len)
-}
-
-/// The Qwen2 regex at `pos`, alternatives tried in order as ECMAScript does:
-/// `(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|
-/// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
-fn match_qwen2(col: &[u8], pos: usize, end: usize) -> Option<usize> {
-    let at = |p: usize| if p < end { col.get(p).copied() } else { None };
-    let c = at(pos)?;
-    if c == b'\'' {
-        let next = at(pos + 1).map(|b| b.to_ascii_lowercase());
-        let next_next = at(pos + 2).map(|b| b.to_ascii_lowercase());
-        match (next, next_next) {
-            (Some(b's' | b't' | b'm' | b'd'), _) => return Some(pos + 2),
-            (Some(b'r'), Some(b'e')) | (Some(b'v'), Some(b'e')) | (Some(b'l'), Some(b'l')) => {
-                return Some(pos + 3)
-            }
-            _ => {}
-        }
-    }
-    // [^\r\n\p{L}\p{N}]?\p{L}+ : the optional character is taken when it can be; if the
-    // letters then fail, dropping it cannot help, since it was not a letter.
-    let letters_from = if !(c == b'\r' || c == b'\n' || is_letter_byte(c) || is_number_byte(c)) {
-        pos + 1
-    } else {
-        pos
-    };
-    if let Some(letters_end) = run_end(col, letters_from, end, is_letter_byte) {
-        return Some(letters_end);
-    }
-    // \p{N}
-    if is_number_byte(c) {
-        return Some(pos + 1);
-    }
-    // ' ?[^\s\p{L}\p{N}]+[\r\n]*' : without the space the class could not start at a space.
-    let others_from = if c == b' ' { pos + 1 } else { pos };
-    if let Some(others_end) = run_end(col, others_from, end, is_other_byte) {
-        let newlines = run_end(col, others_end, end, |b| b == b'\r' || b == b'\n');
-        return Some(newlines.unwrap_or(others_end));
-    }
-    let spaces_end = run_end(col, pos, end, is_space_byte)?;
-    // \s*[\r\n]+ : \s* gives back whitespace until a newline follows; the match ends after
-    // the last newline of the run.
-    if let Some(last_newline) = (pos..spaces_end)
-        .rev()
-        .find(|&p| matches!(col[p], b'\r' | b'\n'))
-    {
-        return Some(last_newline + 1);
-    }
-    // \s+(?!\S) : at the end of the piece the whole run; else all but the last, if that
-    // leaves any; else \s+.
-    if spaces_end < end && spaces_end - pos > 1 {
-        return Some(spaces_end - 1);
-    }
-    Some(spaces_end)
 }
 
 #[cfg(test)]

@@ -323,3 +323,10 @@ fn word_starts() {
     assert!(spm::spans_word_start(">▁</"));
     assert!(!spm::spans_word_start("▁▁a"));
 }
+
+#[test]
+fn tokenizer_is_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Tokenizer>();
+    shareable::<Detokenizer>();
+}

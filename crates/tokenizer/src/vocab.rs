@@ -39,9 +39,10 @@ pub struct SpecialTokenIds {
 
 /// Everything the tokenizer reads from a model file, as plain values.
 ///
-/// [`crate::Tokenizer::from_vocab`] builds a tokenizer from it; `from_gguf` fills it from a
-/// GGUF file. Optional fields are `None` when the key is absent, and then take llama.cpp's
-/// default for the tokenizer model.
+/// [`crate::Tokenizer::from_vocab`] builds a tokenizer from it, as
+/// [`crate::Tokenizer::from_gguf`] does from the same keys of a GGUF file. Optional fields
+/// are `None` when the key is absent, and then take llama.cpp's default for the tokenizer
+/// model.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Vocab {
     /// `tokenizer.ggml.model`: "gpt2" (byte-level BPE) or "llama" (SentencePiece).

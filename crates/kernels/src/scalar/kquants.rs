@@ -23,7 +23,7 @@ fn check_row_len(n_blocks: usize, n_values: usize) {
 
 fn check_dot_len(n: usize, w_blocks: usize, x_blocks: usize) {
     assert!(
-        n % QK_K == 0,
+        n.is_multiple_of(QK_K),
         "{n} values are not a whole number of blocks of {QK_K}"
     );
     let n_blocks = n / QK_K;

@@ -13,7 +13,7 @@ use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, Block
 /// Checks that `n` values fill `w_blocks` weight blocks and `x_blocks` activation blocks.
 fn check_dot_len(n: usize, w_blocks: usize, x_blocks: usize) -> usize {
     assert!(
-        n % QK == 0,
+        n.is_multiple_of(QK),
         "{n} values are not a whole number of blocks of {QK}"
     );
     let n_blocks = n / QK;

@@ -4,17 +4,40 @@
 
 use core::arch::x86_64::*;
 
-/// Reads a little-endian f16 at `p` and widens it with F16C.
+/// Widens f16 bits to f32 with integer operations, exactly (infinities and NaNs
+/// included).
+///
+/// The kernels read one scale per block. Through F16C, LLVM turns that u16 read into a
+/// `vpinsrw` that merges into whatever vector register it likes, often the loop's
+/// accumulator, which chains every block to the previous block's multiply-add (Q5_0
+/// matvec was 2x slower for it); general-purpose registers carry no such dependency.
+#[inline(always)]
+pub(crate) fn f16_to_f32(bits: u16) -> f32 {
+    let h = u32::from(bits);
+    let sign = (h & 0x8000) << 16;
+    let rest = h & 0x7fff;
+    let magnitude = if rest >= 0x7c00 {
+        // Infinity or NaN: all exponent bits set, mantissa kept, NaNs made quiet as
+        // F16C does.
+        let mantissa = rest & 0x03ff;
+        let quiet = if mantissa != 0 { 0x0040_0000 } else { 0 };
+        f32::from_bits(0x7f80_0000 | (mantissa << 13) | quiet)
+    } else {
+        // Normal and subnormal halves alike: the bits shifted into an f32 are the
+        // value times 2^-112, exactly; the product by 2^112 is exact too.
+        f32::from_bits(rest << 13) * f32::from_bits(0x7780_0000)
+    };
+    f32::from_bits(magnitude.to_bits() | sign)
+}
+
+/// Reads the little-endian f16 at `p` as f32.
 ///
 /// # Safety
-/// `p` must be valid for reading 2 bytes and the CPU must support F16C.
+/// `p` must be valid for reading 2 bytes.
 #[inline(always)]
 pub(crate) unsafe fn load_f16(p: *const u8) -> f32 {
-    // SAFETY: the caller guarantees 2 readable bytes at `p` and F16C support.
-    unsafe {
-        let bits = p.cast::<u16>().read_unaligned();
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-    }
+    // SAFETY: the caller guarantees 2 readable bytes at `p`.
+    f16_to_f32(unsafe { p.cast::<u16>().read_unaligned() })
 }
 
 /// Reads a little-endian f32 at `p`.
@@ -173,4 +196,30 @@ pub(crate) unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
 pub(crate) unsafe fn load256(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 32 readable bytes at `p` and AVX.
     unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// Bytes that are `value` where the matching bit of the 32 bits at `p` equals
+/// `when_set`, and 0 elsewhere. With `AVX512` a mask register does it in one step.
+///
+/// # Safety
+/// `p` must be valid for reading 4 bytes; the CPU must support AVX2, and AVX-512 BW
+/// with VL when `AVX512` is true.
+#[inline(always)]
+pub(crate) unsafe fn select_by_bits<const AVX512: bool>(
+    p: *const u8,
+    when_set: bool,
+    value: __m256i,
+) -> __m256i {
+    // SAFETY: the caller guarantees 4 readable bytes and the features.
+    unsafe {
+        if AVX512 {
+            let bits = p.cast::<u32>().read_unaligned();
+            let mask = if when_set { bits } else { !bits };
+            _mm256_maskz_mov_epi8(mask, value)
+        } else if when_set {
+            _mm256_and_si256(bytes_from_bits_32(p), value)
+        } else {
+            _mm256_andnot_si256(bytes_from_bits_32(p), value)
+        }
+    }
 }

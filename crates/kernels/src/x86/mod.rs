@@ -15,6 +15,9 @@ mod quantize;
 mod tile;
 mod tile_k;
 
+#[cfg(test)]
+mod tests;
+
 use crate::dispatch::{Kernels, TILE_ROWS, TILE_TOKENS};
 use crate::DType;
 

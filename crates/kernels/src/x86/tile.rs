@@ -33,8 +33,8 @@ pub(crate) trait Legacy {
     /// The 32 weights of the block at `wb` as bytes (`u`, or `q` when `SIGNED`).
     ///
     /// # Safety
-    /// AVX2; `wb` readable for one block.
-    unsafe fn unpack(wb: *const u8) -> __m256i;
+    /// AVX2 (and AVX-512 BW with VL when `AVX512`); `wb` readable for one block.
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i;
 }
 
 /// Q4_0: nibbles, offset 8.
@@ -56,7 +56,7 @@ impl Legacy for Q4_0 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = false;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe { bytes_from_nibbles_32(wb.add(2)) }
     }
@@ -70,7 +70,7 @@ impl Legacy for Q4_1 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = true;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe { bytes_from_nibbles_32(wb.add(4)) }
     }
@@ -84,10 +84,10 @@ impl Legacy for Q5_0 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = false;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe {
-            let high = _mm256_and_si256(bytes_from_bits_32(wb.add(2)), _mm256_set1_epi8(0x10));
+            let high = select_by_bits::<AVX512>(wb.add(2), true, _mm256_set1_epi8(0x10));
             _mm256_or_si256(bytes_from_nibbles_32(wb.add(6)), high)
         }
     }
@@ -101,10 +101,10 @@ impl Legacy for Q5_1 {
     const SIGNED: bool = false;
     const HAS_MIN: bool = true;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe {
-            let high = _mm256_and_si256(bytes_from_bits_32(wb.add(4)), _mm256_set1_epi8(0x10));
+            let high = select_by_bits::<AVX512>(wb.add(4), true, _mm256_set1_epi8(0x10));
             _mm256_or_si256(bytes_from_nibbles_32(wb.add(8)), high)
         }
     }
@@ -118,16 +118,36 @@ impl Legacy for Q8_0 {
     const SIGNED: bool = true;
     const HAS_MIN: bool = false;
     #[inline(always)]
-    unsafe fn unpack(wb: *const u8) -> __m256i {
+    unsafe fn unpack<const AVX512: bool>(wb: *const u8) -> __m256i {
         // SAFETY: forwarded from the caller.
         unsafe { load256(wb.add(2)) }
     }
 }
 
+/// The f16 bits at `p`.
+///
+/// # Safety
+/// `p` readable for 2 bytes.
+#[inline(always)]
+unsafe fn f16_at(p: *const u8) -> i16 {
+    // SAFETY: forwarded from the caller.
+    unsafe { p.cast::<i16>().read_unaligned() }
+}
+
+/// Lane `k` of `v` in every lane.
+///
+/// # Safety
+/// AVX2.
+#[inline(always)]
+unsafe fn lane(v: __m256, k: i32) -> __m256 {
+    // SAFETY: forwarded from the caller; registers only.
+    unsafe { _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k)) }
+}
+
 /// `out[r][t] = dot(w[r], x[t])` for a tile of a legacy format.
 ///
 /// # Safety
-/// AVX2, FMA and F16C (plus AVX512-VNNI/VL when `VNNI`); every `w[r]` readable for
+/// AVX2, FMA and F16C (plus AVX-512 BW, VL and VNNI when `VNNI`); every `w[r]` readable for
 /// `n / 32` weight blocks and every `x[t]` for `n / 32` activation blocks.
 #[inline(always)]
 pub(crate) unsafe fn legacy<F: Legacy, const VNNI: bool>(
@@ -139,30 +159,62 @@ pub(crate) unsafe fn legacy<F: Legacy, const VNNI: bool>(
     // features are enabled by the caller's `target_feature`.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); TILE_TOKENS]; TILE_ROWS];
-        let mut summs = [[0.0f32; TILE_TOKENS]; TILE_ROWS];
+        // Lane t: the sum over blocks of m[r] * s[t].
+        let mut summs = [_mm_setzero_ps(); TILE_ROWS];
         let offset = _mm256_set1_epi8(F::OFFSET);
         for i in 0..n / 32 {
-            let mut wq = [_mm256_setzero_si256(); TILE_ROWS];
-            let mut dw = [_mm256_setzero_ps(); TILE_ROWS];
-            let mut mw = [0.0f32; TILE_ROWS];
-            for r in 0..TILE_ROWS {
-                let wb = w[r].add(i * F::W_BYTES);
-                wq[r] = F::unpack(wb);
-                dw[r] = _mm256_set1_ps(load_f16(wb));
-                if F::HAS_MIN {
-                    mw[r] = load_f16(wb.add(2));
-                }
+            let wb = [w[0].add(i * F::W_BYTES), w[1].add(i * F::W_BYTES)];
+            let xb = [
+                x[0].add(i * F::X_BYTES),
+                x[1].add(i * F::X_BYTES),
+                x[2].add(i * F::X_BYTES),
+                x[3].add(i * F::X_BYTES),
+            ];
+            // Every f16 scale of the tile's blocks widened in one go:
+            // [d(w0), d(w1), m(w0), m(w1), d(x0) .. d(x3)] and [s(x0) .. s(x3)].
+            let (m0, m1, s) = if F::HAS_MIN {
+                (f16_at(wb[0].add(2)), f16_at(wb[1].add(2)), [0i16; 4])
+            } else {
+                (0, 0, [0i16; 4])
+            };
+            let scales = _mm256_cvtph_ps(_mm_setr_epi16(
+                f16_at(wb[0]),
+                f16_at(wb[1]),
+                m0,
+                m1,
+                f16_at(xb[0]),
+                f16_at(xb[1]),
+                f16_at(xb[2]),
+                f16_at(xb[3]),
+            ));
+            let sx = if F::HAS_MIN {
+                _mm_cvtph_ps(_mm_setr_epi16(
+                    f16_at(xb[0].add(2)),
+                    f16_at(xb[1].add(2)),
+                    f16_at(xb[2].add(2)),
+                    f16_at(xb[3].add(2)),
+                    s[0],
+                    s[1],
+                    s[2],
+                    s[3],
+                ))
+            } else {
+                _mm_setzero_ps()
+            };
+            let wq = [F::unpack::<VNNI>(wb[0]), F::unpack::<VNNI>(wb[1])];
+            let dw = [lane(scales, 0), lane(scales, 1)];
+            if F::HAS_MIN {
+                summs[0] = _mm_fmadd_ps(_mm256_castps256_ps128(lane(scales, 2)), sx, summs[0]);
+                summs[1] = _mm_fmadd_ps(_mm256_castps256_ps128(lane(scales, 3)), sx, summs[1]);
             }
             for t in 0..TILE_TOKENS {
-                let xb = x[t].add(i * F::X_BYTES);
-                let xq = load256(xb.add(F::X_QS));
-                let dx = _mm256_set1_ps(load_f16(xb));
+                let xq = load256(xb[t].add(F::X_QS));
+                let dx = lane(scales, 4 + t as i32);
                 let correction = if F::OFFSET != 0 {
                     dot_u8i8::<VNNI>(offset, xq)
                 } else {
                     _mm256_setzero_si256()
                 };
-                let sx = if F::HAS_MIN { load_f16(xb.add(2)) } else { 0.0 };
                 for r in 0..TILE_ROWS {
                     let p = if F::SIGNED {
                         dot_i8i8::<VNNI>(wq[r], xq)
@@ -173,16 +225,15 @@ pub(crate) unsafe fn legacy<F: Legacy, const VNNI: bool>(
                     };
                     acc[r][t] =
                         _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), acc[r][t]);
-                    if F::HAS_MIN {
-                        summs[r][t] += mw[r] * sx;
-                    }
                 }
             }
         }
         let mut out = [[0.0f32; TILE_TOKENS]; TILE_ROWS];
         for r in 0..TILE_ROWS {
+            let mut ms = [0.0f32; TILE_TOKENS];
+            _mm_storeu_ps(ms.as_mut_ptr(), summs[r]);
             for t in 0..TILE_TOKENS {
-                out[r][t] = hsum_ps(acc[r][t]) + summs[r][t];
+                out[r][t] = hsum_ps(acc[r][t]) + ms[t];
             }
         }
         out

@@ -4,6 +4,7 @@
 //! `SLM_TEST_MODELS=1` (in an optimized build: `cargo test --release -p tokenizer`); without
 //! it each test returns at once and says it was skipped.
 
+mod b11312;
 mod common;
 mod golden;
 mod real_models;
