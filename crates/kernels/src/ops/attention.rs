@@ -83,7 +83,7 @@ pub fn attention(
     let head_dim = params.head_dim;
     let q_dim = params.n_heads * head_dim;
     let kv_dim = params.n_kv_heads * head_dim;
-    assert!(params.n_kv_heads > 0 && params.n_heads % params.n_kv_heads == 0);
+    assert!(params.n_kv_heads > 0 && params.n_heads.is_multiple_of(params.n_kv_heads));
     assert_eq!(q.len(), out.len());
     assert_eq!(q.len() % q_dim, 0);
     let n_tokens = q.len() / q_dim;
