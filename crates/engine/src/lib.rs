@@ -1,2 +1,43 @@
 //! Sessions over a loaded model: sampling, chat templates, generation with stop
 //! sequences, perplexity. The library API that the CLI and the server call.
+//!
+//! The engine knows nothing of HTTP or terminals: text comes out through callbacks, errors
+//! are [`EngineError`] values.
+
+pub mod chat;
+mod error;
+mod info;
+pub mod perplexity;
+mod rng;
+pub mod sampler;
+mod session;
+pub mod stop;
+
+pub use chat::{render_chat, Message, Role, TemplateKind};
+pub use error::EngineError;
+pub use info::ModelInfo;
+pub use sampler::{SampleError, Sampler, SamplerParams};
+pub use session::PerplexityResult;
+pub use session::{
+    Flow, GenerateParams, Generation, Session, SessionOptions, StopReason, DEFAULT_N_CTX,
+};
+pub use stop::StopMatcher;
+pub use tokenizer::{Detokenizer, Tokenizer};
+
+/// Sizes the compute thread pool; call once, before loading a model.
+pub fn set_threads(n_threads: usize) {
+    kernels::set_threads(n_threads);
+}
+
+/// Opens a GGUF file and reads only its tokenizer (no weights are touched).
+pub fn load_tokenizer(path: impl AsRef<std::path::Path>) -> Result<Tokenizer, EngineError> {
+    let path = path.as_ref();
+    let file = gguf::GgufFile::open(path).map_err(|source| EngineError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Tokenizer::from_gguf(&file).map_err(|source| EngineError::Tokenizer {
+        path: path.to_path_buf(),
+        source,
+    })
+}

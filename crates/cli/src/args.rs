@@ -1,0 +1,197 @@
+//! Command-line flags (clap derive). Defaults follow llama.cpp where a flag has a
+//! llama.cpp equivalent.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The model used when a command is given none.
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder:0.5b";
+
+/// slm runs small language models (GGUF files) on this machine's CPU.
+#[derive(Debug, Parser)]
+#[command(name = "slm", version, max_term_width = 100)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a completion of a prompt, streamed to stdout.
+    Run(RunArgs),
+    /// Chat with a model in the terminal.
+    Chat(ChatArgs),
+    /// Print the token ids of a text as a JSON array.
+    Tokenize(TokenizeArgs),
+    /// Measure a model's perplexity on a text file, as llama-perplexity does.
+    Perplexity(PerplexityArgs),
+    /// Download a model from the catalog into the local store.
+    Pull(NameArgs),
+    /// List the models in the local store.
+    List,
+    /// Show what a model file holds.
+    Show(NameArgs),
+    /// Remove a model from the local store.
+    Rm(NameArgs),
+}
+
+/// `slm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// [MODEL] PROMPT: a catalog name or a .gguf path (default qwen2.5-coder:0.5b), then the
+    /// prompt; `-` reads the prompt from stdin.
+    #[arg(value_name = "[MODEL] PROMPT", num_args = 1..=2, required = true)]
+    pub positional: Vec<String>,
+
+    /// Use the prompt as is: no chat template (BOS as the model's metadata says, special
+    /// tokens written as text are parsed).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Stop after this many generated tokens (generation also stops at an
+    /// end-of-generation token).
+    #[arg(short = 'n', long, default_value_t = 512)]
+    pub max_tokens: usize,
+
+    /// Stop before this text (repeatable); it is not printed.
+    #[arg(long, value_name = "TEXT")]
+    pub stop: Vec<String>,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// `slm chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// A catalog name or a .gguf path.
+    #[arg(value_name = "MODEL", default_value = DEFAULT_MODEL)]
+    pub model: String,
+
+    /// A system message to start the conversation with.
+    #[arg(long)]
+    pub system: Option<String>,
+
+    /// The most tokens per reply.
+    #[arg(short = 'n', long, default_value_t = 2048)]
+    pub max_tokens: usize,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Sampling flags, llama.cpp's defaults.
+#[derive(Debug, Args)]
+pub struct SamplingArgs {
+    /// Temperature; 0 picks the most probable token every time (greedy).
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+
+    /// Sample from the K most probable tokens only; 0 = off.
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+
+    /// Sample from the smallest set of tokens whose probabilities add up to P; 1 = off.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+
+    /// Drop tokens less probable than P times the most probable one; 0 = off.
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+
+    /// Penalize tokens seen in the last --repeat-last-n tokens; 1 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+
+    /// How many recent tokens the penalties look at; 0 = off.
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
+
+    /// Lower a token's logit by this much per earlier occurrence.
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+
+    /// Lower a token's logit by this much if it occurred.
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f32,
+
+    /// Random seed: the same seed and settings give the same output (random when absent).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Flags for commands that run a model.
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// Compute threads (default: all cores).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+
+    /// Context size in tokens (default: min(4096, the model's training context)).
+    #[arg(short, long)]
+    pub ctx: Option<usize>,
+}
+
+/// `slm tokenize`.
+#[derive(Debug, Args)]
+pub struct TokenizeArgs {
+    /// A catalog name or a .gguf path.
+    pub model: String,
+
+    /// The text; read from stdin, byte for byte, when absent.
+    pub text: Option<String>,
+
+    /// Do not add the BOS token (even if the model's metadata asks for it).
+    #[arg(long)]
+    pub no_bos: bool,
+
+    /// Parse special-token text (like `<|im_start|>`) as the special token.
+    #[arg(long)]
+    pub special: bool,
+}
+
+/// `slm perplexity`.
+#[derive(Debug, Args)]
+pub struct PerplexityArgs {
+    /// A catalog name or a .gguf path.
+    pub model: String,
+
+    /// The text file (UTF-8; one trailing newline is dropped, as llama.cpp does).
+    pub file: PathBuf,
+
+    /// Window size in tokens.
+    #[arg(short, long, default_value_t = 512)]
+    pub ctx: usize,
+
+    /// Evaluate at most this many windows (default: all the text holds).
+    #[arg(long)]
+    pub chunks: Option<usize>,
+
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Compute threads (default: all cores).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+}
+
+/// Commands that take one model name.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// A catalog name (like qwen2.5-coder:0.5b); `show` also takes a .gguf path.
+    pub name: String,
+}

@@ -1,0 +1,68 @@
+//! One module per subcommand.
+
+pub mod chat;
+pub mod perplexity;
+pub mod run;
+pub mod store;
+pub mod tokenize;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::args::SamplingArgs;
+use crate::progress::BarProgress;
+
+/// The file of a model given by catalog name (pulled first if absent) or by path.
+pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
+    let store = ::store::Store::open_default().context("cannot open the model store")?;
+    store
+        .resolve(name_or_path, &mut BarProgress::new())
+        .with_context(|| format!("cannot find model {name_or_path}"))
+}
+
+/// Sizes the compute pool when asked to.
+pub fn set_threads(threads: Option<usize>) {
+    if let Some(n) = threads {
+        engine::set_threads(n.max(1));
+    }
+}
+
+/// The sampler settings of the flags; a random seed when none is given.
+pub fn sampler_params(args: &SamplingArgs) -> engine::SamplerParams {
+    let seed = args.seed.unwrap_or_else(random_seed);
+    tracing::info!(seed, "sampling");
+    engine::SamplerParams {
+        temperature: args.temp,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repeat_penalty: args.repeat_penalty,
+        repeat_last_n: args.repeat_last_n,
+        frequency_penalty: args.frequency_penalty,
+        presence_penalty: args.presence_penalty,
+        seed,
+    }
+}
+
+/// A seed from the standard library's per-process random hasher keys.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+/// All of stdin as UTF-8 text, byte for byte.
+pub fn read_stdin() -> Result<String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("cannot read stdin")?;
+    String::from_utf8(bytes).context("stdin is not valid UTF-8 text")
+}
