@@ -153,12 +153,22 @@ impl Kernels {
     }
 
     /// The fastest table this CPU runs, or the scalar one when the environment variable
-    /// `SLM_FORCE_SCALAR` is `1`.
+    /// `SLM_FORCE_SCALAR` is `1`. `SLM_ISA` (`scalar`, `avx2`, `avx512`) caps the
+    /// instruction set, so one machine can run the kernels another would pick (an AVX2-only
+    /// CPU's path on an AVX-512 one); an unknown value is ignored.
     pub fn detect() -> Kernels {
         if std::env::var_os("SLM_FORCE_SCALAR").is_some_and(|v| v == "1") {
             return Kernels::scalar();
         }
-        Kernels::supported().pop().unwrap_or_else(Kernels::scalar)
+        let cap = std::env::var("SLM_ISA")
+            .ok()
+            .and_then(|name| Isa::ALL.into_iter().find(|isa| isa.name() == name));
+        let mut supported = Kernels::supported();
+        if let Some(cap) = cap {
+            let rank = |isa: Isa| Isa::ALL.iter().position(|i| *i == isa);
+            supported.retain(|k| rank(k.isa) <= rank(cap));
+        }
+        supported.pop().unwrap_or_else(Kernels::scalar)
     }
 
     /// The kernels of `dtype`.

@@ -31,3 +31,10 @@ fn descriptions_match_llama_cpp() {
         }
     );
 }
+
+#[test]
+fn models_and_caches_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<crate::Model>();
+    send_sync::<crate::KvCache>();
+}

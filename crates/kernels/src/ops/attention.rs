@@ -2,26 +2,36 @@
 //! optional sliding window.
 //!
 //! The arithmetic follows ggml's CPU flash attention (`ggml_compute_forward_flash_attn_ext_f16`),
-//! which llama.cpp uses by default on the CPU: one pass over the keys with an online
-//! softmax (running maximum `M`, running sum `S`, the output row rescaled whenever the
-//! maximum grows), keys and values read from f16, accumulation in f32.
+//! which llama.cpp uses by default on the CPU: keys and values are read from f16 and
+//! converted to f32, and the softmax is computed online, tile by tile of keys (as
+//! `ggml_compute_forward_flash_attn_ext_tiled`): each tile's maximum may raise the running
+//! maximum `M`, which rescales the output accumulated so far and the running sum `S`; the
+//! tile's `exp(s - M)` are summed in f64 and its values added in f32.
+//!
+//! Work is cut into tasks of one key/value head, the query heads it serves and a block of
+//! tokens, so each tile of keys and values is converted once for all of them.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::pool;
 
+/// Keys and values converted to f32 at a time.
+const KV_TILE: usize = 64;
+/// Queries of consecutive tokens that share a task.
+const TOKEN_BLOCK: usize = 16;
 /// Below this many query-key products a call runs on the caller's thread alone: waking
 /// the pool costs more than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 16;
-
 /// The output rows, written by pool threads at disjoint (token, head) slots.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
 
-// SAFETY: every task writes only its own `head_dim` slot of the output (tasks are
-// distinct), and `pool::for_each_chunk` returns only after every task is done.
+// SAFETY: every task writes only the output slots of its own (token, head) pairs (tasks
+// are disjoint), and `pool::for_each_chunk` returns only after every task is done.
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
@@ -61,7 +71,7 @@ impl AttentionParams {
 
 /// Attention of `n_tokens` consecutive queries, the first at position `first_pos`, over
 /// the cached keys and values, which must already hold every position up to
-/// `first_pos + n_tokens - 1`. The (token, head) pairs are spread over the compute pool.
+/// `first_pos + n_tokens - 1`, spread over the compute pool.
 pub fn attention(
     params: &AttentionParams,
     q: &[f32], // [n_tokens, n_heads * head_dim]
@@ -73,51 +83,213 @@ pub fn attention(
     let head_dim = params.head_dim;
     let q_dim = params.n_heads * head_dim;
     let kv_dim = params.n_kv_heads * head_dim;
-    assert!(params.n_kv_heads > 0 && params.n_heads % params.n_kv_heads == 0);
+    assert!(params.n_kv_heads > 0 && params.n_heads.is_multiple_of(params.n_kv_heads));
     assert_eq!(q.len(), out.len());
     assert_eq!(q.len() % q_dim, 0);
     let n_tokens = q.len() / q_dim;
     assert!(k.len() >= (first_pos + n_tokens) * kv_dim);
     assert_eq!(k.len(), v.len());
+    if n_tokens == 0 {
+        return;
+    }
     let group = params.n_heads / params.n_kv_heads;
-    let n_tasks = n_tokens * params.n_heads;
-    let work = n_tasks * (first_pos + n_tokens) * head_dim;
-    let n_chunks = if work < PARALLEL_MIN_WORK {
-        1
-    } else {
-        n_tasks.min(pool::n_threads() * 4)
-    };
-    let per_chunk = n_tasks.div_ceil(n_chunks.max(1)).max(1);
+    let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
+    let work = n_tokens * params.n_heads * (first_pos + n_tokens) * head_dim;
+    let parallel = work >= PARALLEL_MIN_WORK;
+    // With too few (head, block) tasks to keep the pool busy (decoding, few key/value
+    // heads), a group's query heads are split over tasks too.
+    let threads = if parallel { pool::n_threads() } else { 1 };
+    let splits = threads
+        .div_ceil(params.n_kv_heads * n_blocks)
+        .clamp(1, group);
+    let heads_per_task = group.div_ceil(splits);
+    let splits = group.div_ceil(heads_per_task);
+    let n_tasks = params.n_kv_heads * splits * n_blocks;
     let shared = SharedOut(out.as_mut_ptr());
-    pool::for_each_chunk(n_tasks.div_ceil(per_chunk), |chunk| {
-        let tasks = chunk * per_chunk..((chunk + 1) * per_chunk).min(n_tasks);
-        for task in tasks {
-            let token = task / params.n_heads;
-            let head = task % params.n_heads;
-            let kv_offset = (head / group) * head_dim;
-            let positions = params.visible(first_pos + token);
-            let q_head = &q[task * head_dim..(task + 1) * head_dim];
-            // SAFETY: `task < n_tasks`, so the slot lies inside `out` (whose length was
-            // checked to be `n_tasks * head_dim`), and no other task writes it.
-            let out_head = unsafe {
-                std::slice::from_raw_parts_mut(shared.get().add(task * head_dim), head_dim)
-            };
-            attention_row(
-                q_head,
-                k,
-                v,
-                kv_dim,
-                kv_offset,
-                positions,
-                params.scale,
-                out_head,
-            );
+    let run_task = |task: usize| {
+        let block = task % n_blocks;
+        let kv_head = task / n_blocks / splits;
+        let split = task / n_blocks % splits;
+        let first_head = kv_head * group + split * heads_per_task;
+        let last_head = (first_head + heads_per_task).min((kv_head + 1) * group);
+        let tokens = block * TOKEN_BLOCK..((block + 1) * TOKEN_BLOCK).min(n_tokens);
+        let mut task = Task {
+            params,
+            q,
+            k,
+            v,
+            first_pos,
+            kv_head,
+            heads: first_head..last_head,
+            tokens,
+            out: shared,
+        };
+        SCRATCH.with(|scratch| task.run(&mut scratch.borrow_mut()));
+    };
+    if parallel {
+        pool::for_each_chunk(n_tasks, run_task);
+    } else {
+        (0..n_tasks).for_each(run_task);
+    }
+}
+
+/// Per-thread buffers of [`Task::run`], grown to the largest task seen.
+#[derive(Default)]
+struct Scratch {
+    k: Vec<f32>,      // [KV_TILE, head_dim]
+    v: Vec<f32>,      // [KV_TILE, head_dim]
+    scores: Vec<f32>, // [KV_TILE]
+    max: Vec<f32>,    // [n_queries]
+    sum: Vec<f32>,    // [n_queries]
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The queries of some heads of one key/value head, for a block of tokens.
+struct Task<'a> {
+    params: &'a AttentionParams,
+    q: &'a [f32],
+    k: &'a [f16],
+    v: &'a [f16],
+    first_pos: usize,
+    kv_head: usize,
+    heads: Range<usize>,
+    tokens: Range<usize>,
+    out: SharedOut,
+}
+
+impl Task<'_> {
+    /// The output slot of query head `head` of token `token`.
+    fn out_head(&mut self, token: usize, head: usize) -> &mut [f32] {
+        let head_dim = self.params.head_dim;
+        let at = (token * self.params.n_heads + head) * head_dim;
+        assert!(at + head_dim <= self.q.len());
+        // SAFETY: `at + head_dim` is within `out` (as long as `q`, checked above), and
+        // only the one task that owns (token, head) writes this slot, through this one
+        // borrow at a time.
+        unsafe { std::slice::from_raw_parts_mut(self.out.get().add(at), head_dim) }
+    }
+
+    fn run(&mut self, s: &mut Scratch) {
+        let p = self.params;
+        let head_dim = p.head_dim;
+        let kv_dim = p.n_kv_heads * head_dim;
+        let n_queries = self.heads.len() * self.tokens.len();
+        s.k.resize(KV_TILE * head_dim, 0.0);
+        s.v.resize(KV_TILE * head_dim, 0.0);
+        s.scores.resize(KV_TILE, 0.0);
+        s.max.clear();
+        s.max.resize(n_queries, f32::NEG_INFINITY);
+        s.sum.clear();
+        s.sum.resize(n_queries, 0.0);
+        for token in self.tokens.clone() {
+            for head in self.heads.clone() {
+                self.out_head(token, head).fill(0.0);
+            }
         }
-    });
+        let span =
+            p.visible(self.first_pos + self.tokens.start).start..self.first_pos + self.tokens.end;
+        // Tiles start at multiples of KV_TILE, so a query meets the same tiles (and the
+        // same rounding) whether it comes alone or in a batch.
+        let mut tile_start = span.start / KV_TILE * KV_TILE;
+        while tile_start < span.end {
+            let tile = tile_start.max(span.start)..(tile_start + KV_TILE).min(span.end);
+            for (i, pos) in tile.clone().enumerate() {
+                let at = pos * kv_dim + self.kv_head * head_dim;
+                let dst = i * head_dim..(i + 1) * head_dim;
+                self.k[at..at + head_dim].convert_to_f32_slice(&mut s.k[dst.clone()]);
+                self.v[at..at + head_dim].convert_to_f32_slice(&mut s.v[dst]);
+            }
+            let mut query = 0;
+            for token in self.tokens.clone() {
+                let visible = p.visible(self.first_pos + token);
+                let seen = visible.start.max(tile.start)..visible.end.min(tile.end);
+                for head in self.heads.clone() {
+                    if !seen.is_empty() {
+                        let rows = seen.start - tile.start..seen.end - tile.start;
+                        self.tile_update(s, token, head, query, rows);
+                    }
+                    query += 1;
+                }
+            }
+            tile_start += KV_TILE;
+        }
+        let mut query = 0;
+        for token in self.tokens.clone() {
+            for head in self.heads.clone() {
+                let sum = s.sum[query];
+                let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                self.out_head(token, head)
+                    .iter_mut()
+                    .for_each(|o| *o *= inv);
+                query += 1;
+            }
+        }
+    }
+
+    /// Adds the keys and values of `rows` of the converted tile to one query's output.
+    fn tile_update(
+        &mut self,
+        s: &mut Scratch,
+        token: usize,
+        head: usize,
+        query: usize,
+        rows: Range<usize>,
+    ) {
+        let head_dim = self.params.head_dim;
+        let at = (token * self.params.n_heads + head) * head_dim;
+        let all_q = self.q;
+        let q = &all_q[at..at + head_dim];
+        let scores = &mut s.scores[rows.clone()];
+        for (score, row) in scores.iter_mut().zip(rows.clone()) {
+            *score = dot(q, &s.k[row * head_dim..(row + 1) * head_dim]) * self.params.scale;
+        }
+        let tile_max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let old_max = s.max[query];
+        let new_max = old_max.max(tile_max);
+        let out = self.out_head(token, head);
+        if new_max > old_max {
+            let ms = (old_max - new_max).exp();
+            out.iter_mut().for_each(|o| *o *= ms);
+            s.sum[query] *= ms;
+        }
+        s.max[query] = new_max;
+        let mut tile_sum = 0.0f64;
+        for score in scores.iter_mut() {
+            *score = (*score - new_max).exp();
+            tile_sum += f64::from(*score);
+        }
+        s.sum[query] = (f64::from(s.sum[query]) + tile_sum) as f32;
+        for (&w, row) in scores.iter().zip(rows) {
+            let v = &s.v[row * head_dim..(row + 1) * head_dim];
+            out.iter_mut().zip(v).for_each(|(o, &x)| *o += w * x);
+        }
+    }
+}
+
+/// Dot product with eight running sums, which the compiler keeps in vector registers.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = a.chunks_exact(8).zip(b.chunks_exact(8));
+    for (x, y) in chunks {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail = a.len() - a.len() % 8;
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in a[tail..].iter().zip(&b[tail..]) {
+        sum += x * y;
+    }
+    sum
 }
 
 /// One query head against one key/value head: `out = softmax(scale * q·K) V` over
 /// `positions`, where the head's keys are `k[p * kv_dim + kv_offset ..][..head_dim]`.
+/// A one-pass online softmax, key by key: the plain reference [`attention`] is tested
+/// against.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_row(
     q: &[f32], // [head_dim]

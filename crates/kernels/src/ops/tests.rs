@@ -322,11 +322,12 @@ fn attention_over_one_position_returns_its_value() {
 }
 
 #[test]
-fn attention_spread_over_the_pool_matches_row_by_row() {
-    let (n_heads, n_kv_heads, head_dim) = (8, 2, 64);
+fn attention_over_many_tiles_and_blocks_matches_the_formula() {
+    // Longer than a key tile and a token block, windows crossing tile edges, a decode
+    // step (one token) and a prefill spread over the pool.
+    let (n_heads, n_kv_heads, head_dim) = (8, 2, 40);
     let kv_dim = n_kv_heads * head_dim;
-    let (first_pos, n_tokens) = (30, 50);
-    let n_positions = first_pos + n_tokens;
+    let n_positions = 150;
     let k: Vec<f16> = pseudo_random(n_positions * kv_dim, 4)
         .into_iter()
         .map(f16::from_f32)
@@ -335,37 +336,55 @@ fn attention_spread_over_the_pool_matches_row_by_row() {
         .into_iter()
         .map(f16::from_f32)
         .collect();
-    let q = pseudo_random(n_tokens * n_heads * head_dim, 6);
-    let params = AttentionParams {
-        n_heads,
-        n_kv_heads,
-        head_dim,
-        scale: 0.125,
-        window: Some(40),
-    };
-    let mut out = vec![0.0; q.len()];
-    attention(&params, &q, &k, &v, first_pos, &mut out);
-    let mut want = vec![0.0; head_dim];
-    for t in 0..n_tokens {
-        for h in 0..n_heads {
-            let at = (t * n_heads + h) * head_dim;
-            let kv_offset = (h / (n_heads / n_kv_heads)) * head_dim;
-            let positions = params.visible(first_pos + t);
-            attention_row(
-                &q[at..at + head_dim],
-                &k,
-                &v,
-                kv_dim,
-                kv_offset,
-                positions,
-                params.scale,
-                &mut want,
-            );
-            assert_eq!(
-                &out[at..at + head_dim],
-                want.as_slice(),
-                "token {t} head {h}"
-            );
+    for (first_pos, window) in [
+        (30, None),
+        (30, Some(70)),
+        (149, None),
+        (149, Some(33)),
+        (0, Some(1)),
+    ] {
+        let n_tokens = n_positions - first_pos;
+        let q: Vec<f32> = pseudo_random(n_tokens * n_heads * head_dim, 6)
+            .iter()
+            .map(|x| x * 2.0)
+            .collect();
+        let params = AttentionParams {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            scale: 0.3,
+            window,
+        };
+        let mut out = vec![0.0; q.len()];
+        attention(&params, &q, &k, &v, first_pos, &mut out);
+        let mut row = vec![0.0; head_dim];
+        for t in 0..n_tokens {
+            for h in 0..n_heads {
+                let at = (t * n_heads + h) * head_dim;
+                let kv_offset = (h / (n_heads / n_kv_heads)) * head_dim;
+                let positions = params.visible(first_pos + t);
+                let want = attention_direct(
+                    &q[at..at + head_dim],
+                    &k,
+                    &v,
+                    kv_dim,
+                    kv_offset,
+                    positions.clone(),
+                    params.scale,
+                );
+                assert_close(&out[at..at + head_dim], &want, 1e-5);
+                attention_row(
+                    &q[at..at + head_dim],
+                    &k,
+                    &v,
+                    kv_dim,
+                    kv_offset,
+                    positions,
+                    params.scale,
+                    &mut row,
+                );
+                assert_close(&row, &want, 1e-5);
+            }
         }
     }
 }

@@ -202,7 +202,10 @@ impl Observer for Names {
         n_rows: usize,
         data: &[f32],
     ) {
-        assert!(!data.is_empty() && data.len() % n_rows == 0, "{name}");
+        assert!(
+            !data.is_empty() && data.len().is_multiple_of(n_rows),
+            "{name}"
+        );
         assert!(
             data.iter().all(|x| x.is_finite()),
             "{name} has a non-finite value"
