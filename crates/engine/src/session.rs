@@ -149,6 +149,12 @@ impl Session {
         self.load_time
     }
 
+    /// The logits (`[n_vocab]`) of the last token evaluated: after a generation with
+    /// `max_tokens` 0, the prompt's last token's, from which the first token would be drawn.
+    pub fn last_logits(&self) -> &[f32] {
+        &self.logits
+    }
+
     /// Tokens for a raw prompt: BOS as the model's metadata says, special-token text
     /// parsed (as llama.cpp's completion tools do).
     pub fn raw_prompt_tokens(&self, text: &str) -> Vec<u32> {

@@ -35,6 +35,13 @@ fn greedy(max_tokens: usize) -> GenerateParams {
     }
 }
 
+/// How far, on average over the vocabulary, reused-cache logits may be from a fresh
+/// evaluation's. Splitting a prompt differently changes float rounding (tile vs
+/// single-token dot products, then f16 KV rounding), which these small models amplify:
+/// measured 0.15 on average (0.87 at most) here; a cache misplaced by three positions
+/// gives 1.0 on average.
+const REUSE_MEAN_LOGIT_TOLERANCE: f32 = 0.5;
+
 #[test]
 fn second_turn_reuses_the_cache_and_matches_a_fresh_session() {
     if !enabled("second_turn_reuses_the_cache_and_matches_a_fresh_session") {
@@ -52,7 +59,7 @@ fn second_turn_reuses_the_cache_and_matches_a_fresh_session() {
     messages.push(Message::new(Role::User, "Name another one."));
     let prompt = session.chat_prompt_tokens(&messages);
     let second = session
-        .generate(&prompt, &greedy(12), |_| Flow::Continue)
+        .generate(&prompt, &greedy(0), |_| Flow::Continue)
         .expect("second turn");
     assert!(
         second.n_prompt_evaluated < second.n_prompt_tokens / 2,
@@ -63,10 +70,29 @@ fn second_turn_reuses_the_cache_and_matches_a_fresh_session() {
 
     let mut fresh = smollm2();
     let again = fresh
-        .generate(&prompt, &greedy(12), |_| Flow::Continue)
+        .generate(&prompt, &greedy(0), |_| Flow::Continue)
         .expect("fresh session");
-    assert_eq!(again.tokens, second.tokens);
-    assert_eq!(again.text, second.text);
+    assert_eq!(again.n_prompt_evaluated, prompt.len());
+    let reused = session.last_logits();
+    let expected = fresh.last_logits();
+    assert_eq!(reused.len(), expected.len());
+    let mean_diff = reused
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / reused.len() as f32;
+    assert!(
+        mean_diff < REUSE_MEAN_LOGIT_TOLERANCE,
+        "reused cache gives logits {mean_diff} away from a fresh evaluation on average"
+    );
+    // The most probable next token is the same, unless the fresh evaluation had a near tie.
+    let reused_top = engine::sampler::argmax_logits(reused).expect("logits") as usize;
+    let fresh_top = engine::sampler::argmax_logits(expected).expect("logits") as usize;
+    assert!(
+        expected[fresh_top] - expected[reused_top] < 0.5,
+        "reused cache picks token {reused_top}, fresh evaluation {fresh_top}"
+    );
 }
 
 #[test]
