@@ -6,8 +6,10 @@ reference set (greedy-*.json and tokenize-*.json made from the same llama.cpp bu
 prompts and strings, in exactly the same format, so the same test code reads both.
 
 - greedy-<model>.json: raw prompts (no chat template), 64 greedy tokens. Ids and top-2
-  log-probabilities come from llama-server /completion (n_probs=2; the probabilities are the
-  softmax of the raw logits, before any sampler); the text is checked against llama-simple.
+  log-probabilities (log-softmax of the raw logits) come from golden-top2, llama-simple's loop
+  that also prints the two best tokens at each step (TOP2_TOOL_CPP below, compiled against the
+  build); the text is checked against llama-simple, the ids, text and top-2 against
+  llama-server /completion with n_probs=2, the method of the shared files.
 - tokenize-<model>.json: the ids llama-tokenize gives for each string under the four
   (add_special, parse_special) flag sets, the string fed byte-exact on stdin.
 
@@ -47,8 +49,10 @@ N_PREDICT = 64
 THREADS = 2
 # log-probabilities are rounded like the shared files (4 decimals)
 LOGPROB_DECIMALS = 4
-# --verify: allowed difference of a top-2 log-probability to the reference
+# --verify: allowed difference of a top-2 log-probability to the reference's (rounded) one
 VERIFY_LOGPROB_TOLERANCE = 1e-3
+# golden-top2 against llama-server: the same float computation, printed with different digits
+SERVER_LOGPROB_TOLERANCE = 1e-6
 
 # A paragraph of about 200 tokens, to exercise a longer prefill.
 LONG_PARAGRAPH = (
@@ -138,18 +142,25 @@ GREEDY_HOW = (
     "Greedy (argmax) decoding of 64 tokens from the raw prompt (no chat template). Prompt "
     "tokenized with add_special=true (BOS only if the model adds one) and parse_special=true. "
     "continuation = generated text only (prompt removed), as detokenized piece by piece "
-    "(llama_token_to_piece, special=true). continuation_ids come from llama-server /completion "
-    "with return_tokens; llama-simple produced identical text. A case whose 64th token would "
-    "end inside a UTF-8 character is generated with the largest n_predict below 64 that ends "
-    "on a character boundary (its n_predict says so)."
+    "(llama_token_to_piece, special=true). continuation_ids and top2 come from golden-top2, "
+    "llama-simple's loop with llama-server's context settings that also prints the two best "
+    "tokens (source in scripts/make-golden.py); llama-simple printed identical text, "
+    "llama-server /completion "
+    "(return_tokens, n_probs=2) gave identical ids and text. A case whose 64th token would end "
+    "inside a UTF-8 character is generated with the largest n_predict below 64 that ends on a "
+    "character boundary (its n_predict says so). A case that stops at an end-of-generation "
+    "token before 64 keeps that token as the last of continuation_ids and top2, with no text "
+    "(llama-simple stops there without printing it); its stopped_by says so."
 )
 TOP2_HOW = (
     "top2[i] = [id, logprob, id2, logprob2]: the two most probable tokens at generated position "
-    "i and their log-probabilities (log-softmax of the raw logits, from llama-server "
-    "/completion with n_probs=2, temperature 0, on llama.cpp's AVX2 code path, which produced "
-    "these continuations). piece_end_bytes[i] = byte offset in the UTF-8 continuation where "
-    "generated token i ends. A small gap logprob - logprob2 (equal to the logit gap) marks a "
-    "near tie, where another implementation's rounding can legitimately pick the second token."
+    "i and their log-probabilities (log-softmax of the raw logits at greedy decoding step i, "
+    "computed as llama-server /completion with n_probs=2 computes them, in float, on "
+    "llama.cpp's AVX2 code path, which produced these continuations). llama-server gave the "
+    "same values at every position it reports (it skips tokens whose text ends inside a UTF-8 "
+    "character). piece_end_bytes[i] = byte offset in the UTF-8 continuation where generated "
+    "token i ends. A small gap logprob - logprob2 (equal to the logit gap) marks a near tie, "
+    "where another implementation's rounding can legitimately pick the second token."
 )
 TOKENIZE_HOW = (
     "text fed byte-exact on stdin: llama-tokenize -m MODEL --stdin --ids --no-escape "
@@ -159,6 +170,122 @@ TOKENIZE_HOW = (
     "parse_special=true means special/control tokens written in the text (e.g. <|im_start|>) "
     "are matched as single tokens."
 )
+
+
+# llama-simple with one addition: at each generated position it prints the two most probable
+# tokens and their log-softmax. llama-server's n_probs cannot serve here: it reports nothing for
+# a token whose text ends inside a UTF-8 character (server-context.cpp, process_token), which
+# multi-byte text is full of. The loop is llama-simple's (examples/simple/simple.cpp); the
+# context settings are llama-server's as the shared files ran it.
+# Output, one line each: `prompt ID...`, then per token `token ID ID1 LOGPROB1 ID2 LOGPROB2
+# EOG HEX_PIECE` (piece = llama_token_to_piece(special=true)).
+TOP2_TOOL_CPP = r"""
+#include "llama.h"
+#include <algorithm>
+#include <clocale>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+static void batch_set_tokens(llama_batch_ext * batch, const llama_token * tokens, int32_t n_tokens, llama_pos pos_0) {
+    llama_batch_ext_clear(batch);
+    for (int32_t i = 0; i < n_tokens; ++i) {
+        const int32_t idx = llama_batch_ext_add_token(batch, 0, tokens[i]);
+        const llama_pos pos = pos_0 + i;
+        llama_batch_ext_set_pos(batch, idx, &pos);
+    }
+    llama_batch_ext_set_output_logits(batch, n_tokens - 1, true);
+}
+
+static std::string piece_of(const llama_vocab * vocab, llama_token id) {
+    char buf[256];
+    const int n = llama_token_to_piece(vocab, id, buf, sizeof(buf), 0, true);
+    if (n < 0) { fprintf(stderr, "token_to_piece failed for %d\n", id); exit(1); }
+    return std::string(buf, n);
+}
+
+int main(int argc, char ** argv) {
+    std::setlocale(LC_NUMERIC, "C");
+    if (argc != 4) { fprintf(stderr, "usage: %s MODEL N_PREDICT PROMPT\n", argv[0]); return 2; }
+    const std::string prompt = argv[3];
+    const int n_predict = atoi(argv[2]);
+    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
+    llama_backend_init();
+    llama_model_params model_params = llama_model_default_params();
+    model_params.n_gpu_layers = 99;
+    llama_model * model = llama_model_load_from_file(argv[1], model_params);
+    if (model == NULL) { fprintf(stderr, "unable to load model\n"); return 1; }
+    const llama_vocab * vocab = llama_model_get_vocab(model);
+    const int n_vocab = llama_vocab_n_tokens(vocab);
+    const int n_prompt = -llama_tokenize(vocab, prompt.c_str(), prompt.size(), NULL, 0, true, true);
+    std::vector<llama_token> prompt_tokens(n_prompt);
+    if (llama_tokenize(vocab, prompt.c_str(), prompt.size(), prompt_tokens.data(), prompt_tokens.size(), true, true) < 0) {
+        fprintf(stderr, "failed to tokenize the prompt\n");
+        return 1;
+    }
+    printf("prompt");
+    for (auto id : prompt_tokens) printf(" %d", id);
+    printf("\n");
+
+    // llama-server's context as the shared reference ran it (-c 1024 -t 2, default batch
+    // sizes): its KV length and thread count decide how attention sums, so these settings,
+    // not llama-simple's, reproduce its log-probabilities exactly
+    if (n_prompt + n_predict > 1024) { fprintf(stderr, "prompt too long\n"); return 1; }
+    llama_context_params ctx_params = llama_context_default_params();
+    ctx_params.n_ctx = 1024;
+    ctx_params.n_batch = 1024;
+    ctx_params.n_ubatch = 512;
+    ctx_params.n_threads = 2;
+    ctx_params.n_threads_batch = 2;
+    ctx_params.no_perf = false;
+    llama_context * ctx = llama_init_from_model(model, ctx_params);
+    if (ctx == NULL) { fprintf(stderr, "failed to create the llama_context\n"); return 1; }
+    auto sparams = llama_sampler_chain_default_params();
+    sparams.no_perf = false;
+    llama_sampler * smpl = llama_sampler_chain_init(sparams);
+    llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
+
+    llama_batch_ext * batch = llama_batch_ext_init(ctx);
+    int n_tokens = n_prompt;
+    batch_set_tokens(batch, prompt_tokens.data(), n_prompt, 0);
+    for (int n_pos = 0; n_pos + n_tokens < n_prompt + n_predict; ) {
+        if (llama_process(ctx, LLAMA_PROCESS_TYPE_DECODE, batch)) { fprintf(stderr, "failed to eval\n"); return 1; }
+        n_pos += n_tokens;
+        // the two most probable tokens and their log-probabilities, computed exactly as
+        // llama-server computes its n_probs (get_token_probabilities in server-common.cpp and
+        // completion_token_output::logarithm): a float softmax summed in partial_sort order
+        const float * logits = llama_get_logits_ith(ctx, -1);
+        std::vector<llama_token_data> cur(n_vocab);
+        for (int i = 0; i < n_vocab; i++) cur[i] = llama_token_data{i, logits[i], 0.0f};
+        std::partial_sort(cur.begin(), cur.begin() + 2, cur.end(),
+            [](const llama_token_data & a, const llama_token_data & b) { return a.logit > b.logit; });
+        const float max_l = cur[0].logit;
+        float cum_sum = 0.0f;
+        for (auto & t : cur) {
+            const float p = expf(t.logit - max_l);
+            t.p = p;
+            cum_sum += p;
+        }
+        for (auto & t : cur) t.p /= cum_sum;
+        const llama_token new_token_id = llama_sampler_sample(smpl, ctx, -1);
+        const bool eog = llama_vocab_is_eog(vocab, new_token_id);
+        printf("token %d %d %.9g %d %.9g %d ", new_token_id, cur[0].id, (double) std::log(cur[0].p),
+               cur[1].id, (double) std::log(cur[1].p), eog ? 1 : 0);
+        for (unsigned char c : piece_of(vocab, new_token_id)) printf("%02x", c);
+        printf("\n");
+        if (eog) break;
+        batch_set_tokens(batch, &new_token_id, 1, n_pos);
+        n_tokens = 1;
+    }
+    llama_batch_ext_free(batch);
+    llama_sampler_free(smpl);
+    llama_free(ctx);
+    llama_model_free(model);
+    return 0;
+}
+"""
 
 
 class GoldenError(Exception):
@@ -226,7 +353,9 @@ class Server:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.5)
-        raise GoldenError(f"llama-server did not become healthy:\n{self.output()}")
+        output = self.output()
+        self.__exit__()
+        raise GoldenError(f"llama-server did not become healthy:\n{output}")
 
     def __exit__(self, *exc) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -261,39 +390,62 @@ def completion_request(prompt: str, n_predict: int) -> dict:
     }
 
 
-def piece_bytes(server: Server, ids: list[int]) -> list[bytes]:
-    """llama_token_to_piece(id, special=true) of each id (the server's /tokenize echoes ids
-    given as numbers, with pieces)."""
-    if not ids:
-        return []
-    result = server.post("/tokenize", {"content": ids, "with_pieces": True})["tokens"]
-    if [entry["id"] for entry in result] != ids:
-        raise GoldenError("/tokenize did not echo the ids it was given")
-    pieces = []
-    for entry in result:
-        piece = entry["piece"]
-        pieces.append(piece.encode("utf-8") if isinstance(piece, str) else bytes(piece))
-    return pieces
+def top2_tool(bin_dir: Path) -> Path:
+    """TOP2_TOOL_CPP compiled against the llama.cpp build whose tools are in bin_dir, kept
+    beside that build and rebuilt when the source text changes."""
+    build_dir = bin_dir.parent
+    exe = build_dir / "golden-top2"
+    source = build_dir / "golden-top2.cpp"
+    if exe.is_file() and source.is_file() and source.read_text() == TOP2_TOOL_CPP:
+        return exe
+    cmake_cache = (build_dir / "CMakeCache.txt").read_text()
+    src = next(
+        line.split("=", 1)[1] for line in cmake_cache.splitlines()
+        if line.startswith("CMAKE_HOME_DIRECTORY:")
+    )
+    libs = ["src/libllama.a", "ggml/src/libggml.a", "ggml/src/libggml-cpu.a",
+            "ggml/src/libggml-base.a"]
+    log(f"compiling {exe}")
+    source.write_text(TOP2_TOOL_CPP)
+    partial = exe.with_suffix(".partial")
+    subprocess.run(
+        ["nice", "-n", "19", "g++", "-O3", "-std=c++17", f"-I{src}/include",
+         f"-I{src}/ggml/include", str(source), "-Wl,--start-group",
+         *[str(build_dir / lib) for lib in libs], "-Wl,--end-group", "-fopenmp", "-lpthread",
+         "-ldl", "-o", str(partial)],
+        check=True,
+    )
+    partial.rename(exe)
+    return exe
 
 
-def generate(server: Server, prompt: str, n_predict: int) -> dict:
-    """One greedy completion: ids, top-2 log-probabilities, pieces, how it stopped."""
-    response = server.post("/completion", completion_request(prompt, n_predict))
-    ids = response["tokens"]
-    probs = response["completion_probabilities"]
-    if len(ids) != len(probs):
-        raise GoldenError(f"{len(ids)} tokens but {len(probs)} probability entries")
-    top2 = []
-    for position, (token, entry) in enumerate(zip(ids, probs)):
-        best = entry["top_logprobs"]
-        if len(best) != 2 or best[0]["id"] != token or entry["id"] != token:
-            raise GoldenError(f"position {position}: greedy token {token} is not the top one")
-        top2.append([
-            best[0]["id"], round(best[0]["logprob"], LOGPROB_DECIMALS),
-            best[1]["id"], round(best[1]["logprob"], LOGPROB_DECIMALS),
-        ])
-    return {"ids": ids, "top2": top2, "pieces": piece_bytes(server, ids),
-            "stop_type": response.get("stop_type"), "content": response["content"]}
+def signed_round(value: float) -> float:
+    # + 0.0 turns -0.0 into 0.0
+    return round(value, LOGPROB_DECIMALS) + 0.0
+
+
+def run_top2(tool: Path, model: Path, prompt: str, n_predict: int) -> dict:
+    out = subprocess.run(
+        [str(tool), str(model), str(n_predict), prompt], check=True, capture_output=True
+    ).stdout.decode("ascii")
+    result: dict = {
+        "prompt_ids": None, "ids": [], "top2": [], "top2_raw": [], "pieces": [], "eog": False
+    }
+    for line in out.splitlines():
+        fields = line.split()
+        if fields[0] == "prompt":
+            result["prompt_ids"] = [int(field) for field in fields[1:]]
+            continue
+        token, id1, logprob1, id2, logprob2 = fields[1:6]
+        if token != id1:
+            raise GoldenError(f"greedy token {token} is not the most probable one, {id1}")
+        result["ids"].append(int(token))
+        raw = [int(id1), float(logprob1), int(id2), float(logprob2)]
+        result["top2_raw"].append(raw)
+        result["top2"].append([raw[0], signed_round(raw[1]), raw[2], signed_round(raw[3])])
+        result["eog"] = fields[6] == "1"
+        result["pieces"].append(bytes.fromhex(fields[7]) if len(fields) > 7 else b"")
+    return result
 
 
 def run_simple(bin_dir: Path, model: Path, prompt: str, n_predict: int) -> bytes:
@@ -312,55 +464,110 @@ def is_utf8(data: bytes) -> bool:
     return True
 
 
-def greedy_case(bin_dir: Path, server: Server, model: Path, stem: str, prompt: str) -> dict:
+def ends_complete(text: bytes) -> bool:
+    """Whether text does not end inside a UTF-8 character, judged as llama-server's
+    validate_utf8 does (server-common.cpp)."""
+    for back in range(1, min(4, len(text)) + 1):
+        byte = text[-back]
+        if (byte & 0xE0 == 0xC0 and back < 2) or (byte & 0xF0 == 0xE0 and back < 3) or (
+            byte & 0xF8 == 0xF0 and back < 4
+        ):
+            return False
+    return True
+
+
+def end_offsets(pieces: list[bytes]) -> list[int]:
+    ends = []
+    for piece in pieces:
+        ends.append((ends[-1] if ends else 0) + len(piece))
+    return ends
+
+
+def greedy_run(tool: Path, model: Path, stem: str, prompt: str) -> tuple[int, dict, str]:
+    """Generates N_PREDICT tokens, or fewer where the 64th would end inside a UTF-8 character
+    (then the largest count that ends on a boundary). Returns n_predict, the result and how it
+    stopped. An end-of-generation token stays in the ids but adds no text: llama-simple stops
+    there without printing it."""
+    n_predict = N_PREDICT
+    result = run_top2(tool, model, prompt, n_predict)
+    if result["eog"]:
+        name = result["pieces"][-1].decode("utf-8", "replace")
+        result["pieces"][-1] = b""
+        count = len(result["ids"])
+        return n_predict, result, (
+            f"end of generation: token {result['ids'][-1]} ({name}) after {count - 1} tokens; "
+            f"it is the last of continuation_ids and top2, and adds no text to continuation"
+        )
+    text = b"".join(result["pieces"])
+    if not is_utf8(text):
+        ends = end_offsets(result["pieces"])
+        n_predict = max(k for k in range(1, len(ends) + 1) if is_utf8(text[: ends[k - 1]]))
+        result = run_top2(tool, model, prompt, n_predict)
+    if len(result["ids"]) != n_predict or result["eog"]:
+        raise GoldenError(f"{stem}: {prompt!r}: {len(result['ids'])} tokens, not {n_predict}")
+    return n_predict, result, f"n_predict limit ({n_predict} tokens, no EOS)"
+
+
+def check_server(server: Server, prompt: str, n_predict: int, result: dict) -> None:
+    """llama-server must give the same prompt ids, ids and text, and the same top-2 at every
+    position it reports (those where the text so far ends on a UTF-8 character boundary)."""
     prompt_ids = server.post(
         "/tokenize", {"content": prompt, "add_special": True, "parse_special": True}
     )["tokens"]
-    n_predict = N_PREDICT
-    result = generate(server, prompt, n_predict)
-    ends = []
-    for piece in result["pieces"]:
-        ends.append((ends[-1] if ends else 0) + len(piece))
+    response = server.post("/completion", completion_request(prompt, n_predict))
     text = b"".join(result["pieces"])
-    if result["stop_type"] == "eos":
-        raise GoldenError(
-            f"{stem}: {prompt!r} stopped at an end-of-generation token after "
-            f"{len(result['ids'])} tokens; pick a prompt that runs for {N_PREDICT} tokens"
-        )
-    if not is_utf8(text):
-        # cut back to the last token that ends on a character boundary and regenerate
-        n_predict = max(k for k in range(1, len(ends) + 1) if is_utf8(text[: ends[k - 1]]))
-        result = generate(server, prompt, n_predict)
-        ends = ends[:n_predict]
-        text = b"".join(result["pieces"])
-    if len(result["ids"]) != n_predict:
-        raise GoldenError(f"{stem}: {prompt!r}: {len(result['ids'])} tokens, not {n_predict}")
-    continuation = text.decode("utf-8")
-    if continuation != result["content"]:
-        raise GoldenError(f"{stem}: {prompt!r}: server content differs from its pieces")
+    if prompt_ids != result["prompt_ids"] or response["tokens"] != result["ids"]:
+        raise GoldenError(f"{prompt!r}: llama-server's ids differ")
+    if response["content"].encode("utf-8") != text:
+        raise GoldenError(f"{prompt!r}: llama-server's text differs: {response['content']!r}")
+    ends = end_offsets(result["pieces"])
+    reported = [i for i, end in enumerate(ends) if ends_complete(text[:end])]
+    probs = response["completion_probabilities"]
+    if len(reported) != len(probs):
+        raise GoldenError(f"{prompt!r}: llama-server reported {len(probs)} positions")
+    for position, entry in zip(reported, probs):
+        ours = result["top2_raw"][position]
+        best = entry["top_logprobs"]
+        theirs = [best[0]["id"], best[0]["logprob"], best[1]["id"], best[1]["logprob"]]
+        if (ours[0], ours[2]) != (theirs[0], theirs[2]) or max(
+            abs(ours[1] - theirs[1]), abs(ours[3] - theirs[3])
+        ) > SERVER_LOGPROB_TOLERANCE:
+            raise GoldenError(f"{prompt!r}: position {position}: top2 {ours}, server {theirs}")
+
+
+def greedy_case(
+    bin_dir: Path, tool: Path, server: Server, model: Path, stem: str, prompt: str
+) -> dict:
+    n_predict, result, stopped_by = greedy_run(tool, model, stem, prompt)
+    text = b"".join(result["pieces"])
     simple_out = run_simple(bin_dir, model, prompt, n_predict)
     if not simple_out.endswith(text + b"\n") or not simple_out[: -len(text) - 1].endswith(
         prompt.encode()
     ):
-        raise GoldenError(
-            f"{stem}: {prompt!r}: llama-simple printed {simple_out!r}, server gave {text!r}"
-        )
+        raise GoldenError(f"{stem}: {prompt!r}: llama-simple printed {simple_out!r}, not {text!r}")
+    check_server(server, prompt, n_predict, result)
+    simple = shlex.join(["llama-simple", "-m", model.name, "-n", str(n_predict), prompt])
     return {
         "model": stem,
         "prompt": prompt,
-        "prompt_ids": prompt_ids,
+        "prompt_ids": result["prompt_ids"],
         "n_predict": n_predict,
-        "continuation": continuation,
+        "continuation": text.decode("utf-8"),
         "continuation_ids": result["ids"],
-        "stopped_by": f"n_predict limit ({n_predict} tokens, no EOS)",
-        "command": shlex.join(["llama-simple", "-m", model.name, "-n", str(n_predict), prompt]),
+        "stopped_by": stopped_by,
+        "command": simple,
         "cross_checks": {
-            "llama-server /completion, identical text, source of the ids and top2":
+            "golden-top2 (llama-simple's loop, llama-server's context, top-2 log-softmax; "
+            "source in scripts/make-golden.py), "
+            "identical text, source of the ids and top2":
+                shlex.join(["golden-top2", model.name, str(n_predict), prompt]),
+            "llama-server /completion, identical ids and text, identical top2 where it reports "
+            "them (not for a token whose text ends inside a UTF-8 character)":
                 f"{server.command}  then POST /completion "
                 + json.dumps(completion_request("PROMPT", n_predict)),
         },
         "top2": result["top2"],
-        "piece_end_bytes": ends,
+        "piece_end_bytes": end_offsets(result["pieces"]),
     }
 
 
@@ -402,8 +609,9 @@ def header(stem: str, model: Path, sha256: str, what: str) -> dict:
 def make_greedy(bin_dir: Path, model: Path, stem: str, sha256: str, prompts: list[str]) -> dict:
     doc = header(stem, model, sha256, "CPU backend, x86-64 AVX2/FMA")
     doc["how"] = GREEDY_HOW
+    tool = top2_tool(bin_dir)
     with Server(bin_dir, model) as server:
-        doc["cases"] = [greedy_case(bin_dir, server, model, stem, p) for p in prompts]
+        doc["cases"] = [greedy_case(bin_dir, tool, server, model, stem, p) for p in prompts]
     doc["top2_how"] = TOP2_HOW
     return doc
 
@@ -433,9 +641,10 @@ def verify(bin_dir: Path, models_dir: Path, ref_dir: Path) -> int:
         if sha256_of(model) != ref["model_sha256"]:
             log(f"{path.name}: {model} is not the reference's model file; skipped")
             continue
+        tool = top2_tool(bin_dir)
         with Server(bin_dir, model) as server:
             for case in ref["cases"]:
-                ours = greedy_case(bin_dir, server, model, ref["model"], case["prompt"])
+                ours = greedy_case(bin_dir, tool, server, model, ref["model"], case["prompt"])
                 problems += compare_greedy(path.name, case, ours)
     for path in sorted(ref_dir.glob("tokenize-*.json")):
         ref = json.loads(path.read_text(encoding="utf-8"))
