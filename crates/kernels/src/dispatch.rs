@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use crate::packed::PackedGemmFn;
 use crate::{scalar, DType};
 
 /// Instruction sets slm has kernels for.
@@ -104,6 +105,8 @@ pub struct Kernels {
     pub isa: Isa,
     /// One entry per type, in [`DType::ALL`] order.
     types: [TypeKernels; DType::ALL.len()],
+    /// The matrix product over packed weights ([`crate::packed`]).
+    pub packed_gemm: PackedGemmFn,
 }
 
 impl Kernels {
@@ -128,6 +131,7 @@ impl Kernels {
                 scalar_entry!(Q8_K),
                 scalar_entry!(BF16),
             ],
+            packed_gemm: crate::packed::reference::gemm,
         }
     }
 

@@ -10,7 +10,8 @@
 //! plain split of the rows.
 
 use crate::dispatch::{VecDotFn, VecDotTileFn, TILE_ROWS, TILE_TOKENS};
-use crate::{kernels, pool, DType};
+use crate::packed::{PackedActs, PackedMatrix, GROUP, MAX_TOKENS};
+use crate::{kernels, pool, DType, QK_K};
 
 /// Weight rows walked together; 4 rows of a 4864-column Q8_0 matrix are 20 KiB, which
 /// fits L1 next to one token's activations.
@@ -56,6 +57,15 @@ impl WeightView<'_> {
 #[derive(Debug, Default)]
 pub struct MatmulScratch {
     quantized: Vec<u8>,
+    acts: PackedActs,
+}
+
+impl MatmulScratch {
+    /// The activations the last packed matmul quantized.
+    #[cfg(test)]
+    pub(crate) fn packed_acts(&self) -> &PackedActs {
+        &self.acts
+    }
 }
 
 /// A pointer that threads share to write disjoint parts of one buffer.
@@ -247,4 +257,154 @@ fn quantize_activations(
             unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(t * act_row), act_row) };
         quantize(&x[t * n_cols..(t + 1) * n_cols], row);
     });
+}
+
+/// `out[t * n_rows + r] = dot(w[r], x[t])` over a packed matrix: the activations are
+/// quantized once (to the format's activation type) and every group of rows is read
+/// once per [`TOKEN_TILE`] of tokens, its blocks unpacked once per [`MAX_TOKENS`].
+/// Results do not depend on `n_tokens` (see [`crate::packed`]).
+pub fn matmul_packed(
+    w: &PackedMatrix,
+    x: &[f32], // [n_tokens, n_cols]
+    n_tokens: usize,
+    out: &mut [f32], // [n_tokens, n_rows]
+    scratch: &mut MatmulScratch,
+) {
+    let (n_rows, n_cols) = (w.n_rows(), w.n_cols());
+    assert_eq!(
+        x.len(),
+        n_tokens * n_cols,
+        "matmul: x is not [n_tokens, n_cols]"
+    );
+    assert_eq!(
+        out.len(),
+        n_tokens * n_rows,
+        "matmul: out is not [n_tokens, n_rows]"
+    );
+    if n_tokens == 0 || n_rows == 0 {
+        return;
+    }
+    let parallel = w.size_bytes() * n_tokens >= PARALLEL_MIN_WORK;
+    quantize_packed_acts(
+        w.format().act_type(),
+        n_cols,
+        x,
+        n_tokens,
+        scratch,
+        parallel,
+    );
+    let acts = &scratch.acts;
+    let gemm = kernels().packed_gemm;
+    let format = w.format();
+    let n_groups = w.n_groups();
+    let max_chunks = if parallel {
+        pool::n_threads() * CHUNKS_PER_THREAD
+    } else {
+        1
+    };
+    let (per, n_chunks) = chunking(n_groups, max_chunks, 1);
+    let out_ptr = SharedMut(out.as_mut_ptr());
+    pool::for_each_chunk(n_chunks, |c| {
+        let groups = c * per..((c + 1) * per).min(n_groups);
+        let mut buf = [[0.0f32; GROUP]; MAX_TOKENS];
+        for t_start in (0..n_tokens).step_by(TOKEN_TILE) {
+            let t_end = (t_start + TOKEN_TILE).min(n_tokens);
+            for g in groups.clone() {
+                let rows = g * GROUP..(g * GROUP + GROUP).min(n_rows);
+                for t0 in (t_start..t_end).step_by(MAX_TOKENS) {
+                    let nt = MAX_TOKENS.min(t_end - t0);
+                    gemm(format, w.group(g), acts, t0, nt, &mut buf);
+                    for (t, row) in buf.iter().enumerate().take(nt) {
+                        let dst = (t0 + t) * n_rows + rows.start;
+                        assert!(dst + rows.len() <= n_tokens * n_rows);
+                        // SAFETY: the range is inside `out` (just checked); rows of group
+                        // `g` belong to this chunk alone; `out` outlives the pool call.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(out_ptr.get().add(dst), rows.len())
+                        };
+                        dst.copy_from_slice(&row[..rows.len()]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Quantizes `x` to `act_type` and splits the blocks into `scratch.acts`.
+pub(crate) fn quantize_packed_acts(
+    act_type: DType,
+    n_cols: usize,
+    x: &[f32], // [n_tokens, n_cols]
+    n_tokens: usize,
+    scratch: &mut MatmulScratch,
+    parallel: bool,
+) {
+    let act_row = act_type
+        .row_bytes(n_cols)
+        .expect("packed rows are whole blocks of the activation type");
+    scratch.quantized.resize(act_row * n_tokens, 0);
+    quantize_activations(act_type, n_cols, x, &mut scratch.quantized, parallel);
+    let a = &mut scratch.acts;
+    a.n_cols = n_cols;
+    a.n_tokens = n_tokens;
+    a.qs.resize(n_tokens * n_cols, 0);
+    let nb32 = n_cols / 32;
+    let (n_d, n_sums, n_s) = match act_type {
+        DType::Q8_0 => (nb32, nb32, 0),
+        DType::Q8_1 => (nb32, 0, nb32),
+        _ => (n_cols / QK_K, n_cols / 16, 0),
+    };
+    a.d.resize(n_tokens * n_d, 0.0);
+    a.sums.resize(n_tokens * n_sums, 0);
+    a.s.resize(n_tokens * n_s, 0.0);
+    let rows = scratch.quantized.chunks_exact(act_row);
+    let qs = a.qs.chunks_exact_mut(n_cols);
+    let d = a.d.chunks_exact_mut(n_d.max(1));
+    let mut sums = a.sums.chunks_exact_mut(n_sums.max(1));
+    let mut s = a.s.chunks_exact_mut(n_s.max(1));
+    for ((src, qs), d) in rows.zip(qs).zip(d) {
+        let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+        match act_type {
+            DType::Q8_0 | DType::Q8_1 => {
+                let (head, bytes) = if act_type == DType::Q8_0 {
+                    (2, 34)
+                } else {
+                    (4, 36)
+                };
+                let mut sums = if act_type == DType::Q8_0 {
+                    sums.next()
+                } else {
+                    None
+                };
+                let mut s = if act_type == DType::Q8_1 {
+                    s.next()
+                } else {
+                    None
+                };
+                for (b, blk) in src.chunks_exact(bytes).enumerate() {
+                    d[b] = f16(&blk[0..2]);
+                    let q: &[i8] = bytemuck::cast_slice(&blk[head..head + 32]);
+                    qs[32 * b..32 * b + 32].copy_from_slice(q);
+                    if let Some(sums) = sums.as_deref_mut() {
+                        sums[b] = q.iter().map(|&v| i32::from(v)).sum();
+                    }
+                    if let Some(s) = s.as_deref_mut() {
+                        s[b] = f16(&blk[2..4]);
+                    }
+                }
+            }
+            _ => {
+                let sums = sums.next().expect("one sums row per token");
+                const BYTES: usize = 4 + QK_K + 32;
+                for (b, blk) in src.chunks_exact(BYTES).enumerate() {
+                    d[b] = f32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]);
+                    let q: &[i8] = bytemuck::cast_slice(&blk[4..4 + QK_K]);
+                    qs[QK_K * b..QK_K * (b + 1)].copy_from_slice(q);
+                    for (j, pair) in blk[4 + QK_K..BYTES].chunks_exact(2).enumerate() {
+                        sums[16 * b + j] = i32::from(i16::from_le_bytes([pair[0], pair[1]]));
+                    }
+                }
+            }
+        }
+    }
 }

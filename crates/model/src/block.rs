@@ -47,7 +47,10 @@ fn linear(
     out: &mut [f32], // [n_rows, w.n_rows]
     scratch: &mut MatmulScratch,
 ) {
-    kernels::matmul(&w.view(&model.file), x, n_rows, out, scratch);
+    match &w.packed {
+        Some(packed) => kernels::matmul_packed(packed, x, n_rows, out, scratch),
+        None => kernels::matmul(&w.view(&model.file), x, n_rows, out, scratch),
+    }
     if let Some(bias) = bias {
         for row in out.chunks_exact_mut(w.n_rows) {
             row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);

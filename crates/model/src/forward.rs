@@ -199,8 +199,17 @@ impl Model {
             );
         }
         observer.observe("result_norm", None, n_rows, norm);
-        let view = self.weights.output.view(&self.file);
-        kernels::matmul(&view, norm, n_rows, out, &mut scratch.matmul);
+        let output = &self.weights.output;
+        match &output.packed {
+            Some(packed) => kernels::matmul_packed(packed, norm, n_rows, out, &mut scratch.matmul),
+            None => kernels::matmul(
+                &output.view(&self.file),
+                norm,
+                n_rows,
+                out,
+                &mut scratch.matmul,
+            ),
+        }
         observer.observe("result_output", None, n_rows, out);
     }
 }

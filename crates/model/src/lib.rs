@@ -44,6 +44,8 @@ pub struct Model {
     family: Family,
     config: ModelConfig,
     weights: Weights,
+    /// Bytes of the repacked weight copies.
+    repacked_bytes: usize,
     /// Activations of a batch, reused by every forward call (one call at a time).
     scratch: Mutex<Scratch>,
 }
@@ -73,8 +75,13 @@ impl Model {
             })?;
         let token_embd = weights::token_embd(&mut binder, &family, n_embd)?;
         let mut config = ModelConfig::from_metadata(&file, &family, token_embd.n_rows)?;
-        let weights = weights::bind(&mut binder, &family, &config, token_embd)?;
+        let mut weights = weights::bind(&mut binder, &family, &config, token_embd)?;
         binder.finish()?;
+        let repacked_bytes = if repack_enabled() {
+            weights.pack(&file)
+        } else {
+            0
+        };
         config.n_params = file.tensors().iter().map(|t| t.n_elements()).sum();
         config.tensor_types = tensor_type_counts(&file);
         tracing::debug!(
@@ -88,8 +95,15 @@ impl Model {
             family,
             config,
             weights,
+            repacked_bytes,
             scratch: Mutex::new(Scratch::default()),
         })
+    }
+
+    /// Bytes of the weight copies repacked at load for the matmul kernels (0 when
+    /// repacking is off: `SLM_REPACK=0`).
+    pub fn repacked_bytes(&self) -> usize {
+        self.repacked_bytes
     }
 
     /// Dimensions and hyperparameters.
@@ -125,4 +139,10 @@ fn tensor_type_counts(file: &GgufFile) -> Vec<(String, usize)> {
     }
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     counts
+}
+
+/// Whether weights are repacked at load (the default); `SLM_REPACK=0` keeps the file's
+/// layout only, which saves the copies' memory at the cost of speed.
+fn repack_enabled() -> bool {
+    std::env::var_os("SLM_REPACK").is_none_or(|v| v != "0")
 }

@@ -11,6 +11,7 @@ mod common;
 mod dot_float;
 mod dot_k;
 mod dot_legacy;
+mod packed512;
 mod quantize;
 mod tile;
 mod tile_k;
@@ -246,5 +247,6 @@ pub(crate) fn install_avx512(k: &mut Kernels) -> bool {
         return false;
     }
     avx512::install(k);
+    k.packed_gemm = packed512::gemm;
     true
 }
