@@ -11,6 +11,7 @@ mod common;
 mod dot_float;
 mod dot_k;
 mod dot_legacy;
+mod packed256;
 mod packed512;
 mod quantize;
 mod tile;
@@ -237,6 +238,7 @@ pub(crate) fn install_avx2(k: &mut Kernels) -> bool {
         return false;
     }
     avx2::install(k);
+    k.packed_gemm = packed256::gemm;
     true
 }
 
