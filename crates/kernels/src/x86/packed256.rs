@@ -72,15 +72,10 @@ macro_rules! with_tokens {
     };
 }
 
-/// Tokens per tile for each format: as many as keep the accumulators in registers.
-const fn max_tile(format: PackedFormat) -> usize {
-    match format {
-        PackedFormat::Q4K => 4,
-        PackedFormat::Q6K => 4,
-        PackedFormat::Q4_1 | PackedFormat::Q5_1 => 4,
-        _ => 4,
-    }
-}
+/// Tokens per tile: the accumulators of 4 tokens and one half still fit the 16 ymm
+/// registers. 4 is as fast as 2 or 3 for the 4-bit formats and Q8_0, and faster for
+/// Q5_0, Q5_1 and Q6_K, whose costlier unpacking the tokens share.
+const TILE_TOKENS: usize = 4;
 
 /// # Safety
 /// AVX2, FMA, F16C; `w` holds a whole group of `acts.n_cols` columns and the tokens
@@ -96,7 +91,7 @@ unsafe fn gemm_unchecked(
 ) {
     let mut t = 0;
     while t < n_tokens {
-        let nt = (n_tokens - t).min(max_tile(format));
+        let nt = (n_tokens - t).min(TILE_TOKENS);
         let o = out[t..].as_mut_ptr();
         let t1 = t0 + t;
         // SAFETY: forwarded from this function's contract; `o` has room for `nt` rows.
