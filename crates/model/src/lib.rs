@@ -78,7 +78,14 @@ impl Model {
         let mut weights = weights::bind(&mut binder, &family, &config, token_embd)?;
         binder.finish()?;
         let repacked_bytes = if repack_enabled() {
-            weights.pack(&file)
+            let start = std::time::Instant::now();
+            let bytes = weights.pack(&file);
+            tracing::debug!(
+                mib = bytes >> 20,
+                ms = start.elapsed().as_millis() as u64,
+                "weights repacked"
+            );
+            bytes
         } else {
             0
         };
