@@ -22,5 +22,5 @@ mod x86;
 pub use dispatch::{kernels, Isa, Kernels, TypeKernels};
 pub use dtype::{DType, QK_K};
 pub use matmul::{matmul, matmul_packed, MatmulScratch, WeightView};
-pub use packed::{pack, PackedFormat, PackedMatrix};
+pub use packed::{pack, PackedFormat, PackedMatrix, SharedBytes};
 pub use pool::set_threads;

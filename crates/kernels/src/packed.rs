@@ -27,6 +27,9 @@ use crate::{DType, QK_K};
 
 pub use pack::pack;
 
+/// Version of the packed layout; caches of another version are not read.
+pub const LAYOUT_VERSION: u32 = 1;
+
 /// Rows interleaved in one group.
 pub const GROUP: usize = 16;
 /// Tokens one kernel call handles at most.
@@ -76,6 +79,19 @@ impl PackedFormat {
             DType::Q6_K => PackedFormat::Q6K,
             _ => return None,
         })
+    }
+
+    /// A stable number for files that store packed matrices.
+    pub fn id(self) -> u32 {
+        PackedFormat::ALL
+            .iter()
+            .position(|f| *f == self)
+            .expect("every format is in ALL") as u32
+    }
+
+    /// The format numbered `id` by [`PackedFormat::id`].
+    pub fn from_id(id: u32) -> Option<PackedFormat> {
+        PackedFormat::ALL.get(usize::try_from(id).ok()?).copied()
     }
 
     /// The weight type this format is packed from.
@@ -179,7 +195,14 @@ pub struct PackedMatrix {
 enum Buffer {
     Heap(Vec<u8>),
     Map(memmap2::MmapMut),
+    /// Bytes owned elsewhere (a mapped cache file), read-only.
+    Shared(std::sync::Arc<dyn SharedBytes>),
 }
+
+/// Read-only bytes that packed matrices can borrow from, e.g. a mapped cache file.
+pub trait SharedBytes: AsRef<[u8]> + Send + Sync + std::fmt::Debug {}
+
+impl<T: AsRef<[u8]> + Send + Sync + std::fmt::Debug> SharedBytes for T {}
 
 /// Matrices at least this large are mapped with huge pages.
 const HUGE_PAGE_MIN: usize = 4 << 20;
@@ -200,6 +223,7 @@ impl Buffer {
         match self {
             Buffer::Heap(v) => v,
             Buffer::Map(m) => m,
+            Buffer::Shared(s) => (**s).as_ref(),
         }
     }
 
@@ -207,6 +231,7 @@ impl Buffer {
         match self {
             Buffer::Heap(v) => v,
             Buffer::Map(m) => m,
+            Buffer::Shared(_) => &mut [],
         }
     }
 }
@@ -225,6 +250,38 @@ impl PackedMatrix {
             buf,
             offset,
         }
+    }
+
+    /// A matrix whose packed bytes are `bytes[start..start + len]` of shared memory
+    /// (written earlier from [`PackedMatrix::data`]), or `None` when they do not fit the
+    /// shape or do not start on 64 bytes.
+    pub fn from_shared(
+        format: PackedFormat,
+        n_rows: usize,
+        n_cols: usize,
+        bytes: std::sync::Arc<dyn SharedBytes>,
+        start: usize,
+    ) -> Option<PackedMatrix> {
+        let bv = format.block_values();
+        if n_cols == 0 || !n_cols.is_multiple_of(bv) {
+            return None;
+        }
+        let len = n_rows
+            .div_ceil(GROUP)
+            .checked_mul(n_cols / bv)?
+            .checked_mul(format.group_block_bytes())?;
+        let all = (*bytes).as_ref();
+        let end = start.checked_add(len)?;
+        if end > all.len() || !(all.as_ptr() as usize + start).is_multiple_of(64) {
+            return None;
+        }
+        Some(PackedMatrix {
+            format,
+            n_rows,
+            n_cols,
+            buf: Buffer::Shared(bytes),
+            offset: start,
+        })
     }
 
     /// The layout.
