@@ -53,7 +53,7 @@ fn run_gemm(k: &Kernels, m: &PackedMatrix, x: &[f32], n_tokens: usize) -> Vec<f3
         &mut scratch,
         false,
     );
-    let acts = scratch_acts(&scratch);
+    let acts = scratch.acts_for(m.format().act_type());
     let mut out = vec![0.0f32; n_tokens * m.n_rows()];
     let mut buf = [[0.0f32; GROUP]; MAX_TOKENS];
     for g in 0..m.n_groups() {
@@ -74,10 +74,6 @@ fn run_gemm(k: &Kernels, m: &PackedMatrix, x: &[f32], n_tokens: usize) -> Vec<f3
         }
     }
     out
-}
-
-fn scratch_acts(s: &MatmulScratch) -> &PackedActs {
-    s.packed_acts()
 }
 
 #[test]
@@ -182,5 +178,56 @@ fn results_do_not_depend_on_the_batch() {
                 "{format:?} token {t}"
             );
         }
+    }
+}
+
+#[test]
+fn many_matrices_at_once_equal_one_at_a_time() {
+    let mut rng = Rng(0x5151_5151_5151_5151);
+    let n_cols = 512;
+    let formats = [
+        PackedFormat::Q5_0,
+        PackedFormat::Q8_0,
+        PackedFormat::Q4K,
+        PackedFormat::Q4_1,
+        PackedFormat::Q6K,
+    ];
+    let mats: Vec<PackedMatrix> = formats
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| {
+            let n_rows = 20 + 13 * i;
+            let w = random_weights(f, n_rows, n_cols, &mut rng);
+            pack(&WeightView {
+                dtype: f.dtype(),
+                data: &w,
+                n_rows,
+                n_cols,
+            })
+            .unwrap()
+        })
+        .collect();
+    for n_tokens in [1, 3, 70] {
+        let x: Vec<f32> = (0..n_tokens * n_cols).map(|_| rng.f32()).collect();
+        let mut scratch = MatmulScratch::default();
+        let want: Vec<Vec<f32>> = mats
+            .iter()
+            .map(|m| {
+                let mut out = vec![0.0; n_tokens * m.n_rows()];
+                crate::matmul_packed(m, &x, n_tokens, &mut out, &mut scratch);
+                out
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = mats
+            .iter()
+            .map(|m| vec![0.0; n_tokens * m.n_rows()])
+            .collect();
+        let mut jobs: Vec<(&PackedMatrix, &mut [f32])> = mats
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(m, o)| (m, o.as_mut_slice()))
+            .collect();
+        crate::matmul::matmul_packed_many(&mut jobs, &x, n_tokens, &mut scratch);
+        assert_eq!(outs, want, "{n_tokens} tokens");
     }
 }
