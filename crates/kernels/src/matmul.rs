@@ -346,7 +346,7 @@ pub fn matmul_packed_many(
         });
         first_chunk += n_chunks;
     }
-    let gemm = kernels().packed_gemm;
+    let k = kernels();
     pool::for_each_chunk(first_chunk, |c| {
         let job = plan
             .iter()
@@ -355,8 +355,14 @@ pub fn matmul_packed_many(
             .expect("chunk 0 belongs to the first matrix");
         let chunk = c - job.first_chunk;
         let n_groups = job.w.n_groups();
+        let (gemm, tile) = if crate::packed::uses_lanes(job.w.format(), n_tokens) {
+            (k.packed_gemm_lanes, crate::packed::MAX_LANE_TOKENS)
+        } else {
+            (k.packed_gemm, MAX_TOKENS)
+        };
         job.groups(
             gemm,
+            tile,
             chunk * job.per..((chunk + 1) * job.per).min(n_groups),
             n_tokens,
         );
@@ -379,6 +385,7 @@ impl Planned<'_> {
     fn groups(
         &self,
         gemm: crate::packed::PackedGemmFn,
+        tile: usize,
         groups: std::ops::Range<usize>,
         n_tokens: usize,
     ) {
@@ -389,8 +396,8 @@ impl Planned<'_> {
             let t_end = (t_start + TOKEN_TILE).min(n_tokens);
             for g in groups.clone() {
                 let rows = g * GROUP..(g * GROUP + GROUP).min(n_rows);
-                for t0 in (t_start..t_end).step_by(MAX_TOKENS) {
-                    let nt = MAX_TOKENS.min(t_end - t0);
+                for t0 in (t_start..t_end).step_by(tile) {
+                    let nt = tile.min(t_end - t0);
                     gemm(format, self.w.group(g), self.acts, t0, nt, &mut buf);
                     for (t, row) in buf.iter().enumerate().take(nt) {
                         let dst = (t0 + t) * n_rows + rows.start;
@@ -434,6 +441,13 @@ pub(crate) fn quantize_packed_acts(
     };
     a.d.resize(n_tokens * n_d, 0.0);
     a.sums.resize(n_tokens * n_sums, 0);
+    let n_sums4 = if act_type == DType::Q8_0 {
+        n_cols / 4
+    } else {
+        0
+    };
+    a.sums4.resize(n_tokens * n_sums4, 0);
+    let mut sums4 = a.sums4.chunks_exact_mut(n_sums4.max(1));
     a.s.resize(n_tokens * n_s, 0.0);
     let rows = scratch.quantized.chunks_exact(act_row);
     let qs = a.qs.chunks_exact_mut(n_cols);
@@ -448,6 +462,11 @@ pub(crate) fn quantize_packed_acts(
                     (2, 34)
                 } else {
                     (4, 36)
+                };
+                let mut sums4_row = if act_type == DType::Q8_0 {
+                    sums4.next()
+                } else {
+                    None
                 };
                 let mut sums = if act_type == DType::Q8_0 {
                     sums.next()
@@ -465,6 +484,11 @@ pub(crate) fn quantize_packed_acts(
                     qs[32 * b..32 * b + 32].copy_from_slice(q);
                     if let Some(sums) = sums.as_deref_mut() {
                         sums[b] = q.iter().map(|&v| i32::from(v)).sum();
+                    }
+                    if let Some(sums4) = sums4_row.as_deref_mut() {
+                        for (j, quad) in q.chunks_exact(4).enumerate() {
+                            sums4[8 * b + j] = quad.iter().map(|&v| i32::from(v)).sum();
+                        }
                     }
                     if let Some(s) = s.as_deref_mut() {
                         s[b] = f16(&blk[2..4]);

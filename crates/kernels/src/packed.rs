@@ -347,6 +347,9 @@ pub struct PackedActs {
     /// `[n_tokens, n_cols / sum_block]` sums of the quantized values: per 32 (Q8_0) or
     /// per 16 (Q8_K); empty for Q8_1.
     pub sums: Vec<i32>,
+    /// `[n_tokens, n_cols / 4]` sums of each 4 quantized values (Q8_0 only), for the
+    /// lane order ([`reference`]).
+    pub sums4: Vec<i32>,
     /// `[n_tokens, n_cols / 32]` Q8_1's `s` (`d * sum`, rounded to f16 as ggml keeps it);
     /// empty otherwise.
     pub s: Vec<f32>,
@@ -371,6 +374,21 @@ impl PackedActs {
     pub fn s_per_token(&self) -> usize {
         self.s.len() / self.n_tokens.max(1)
     }
+}
+
+/// Tokens one lane-order kernel call handles at most.
+pub const MAX_LANE_TOKENS: usize = 2;
+
+/// Whether a call with `n_tokens` tokens over `format` sums in ggml's lane order (see
+/// [`reference`]) rather than block by block. Q4_1 and Q5_1 do: their weights are
+/// `d·q + m`, and the two sums (of `d·q·x` and of `m·s`) nearly cancel, so their rounding
+/// shows; llama.cpp takes these formats through its dot products in prompts and
+/// decoding alike, and following its order keeps slm's results closest to it. The other
+/// formats sum whole blocks, which is cheaper. Either way a format has one order for
+/// every batch size (`n_tokens` is kept for callers that might want otherwise).
+pub fn uses_lanes(format: PackedFormat, n_tokens: usize) -> bool {
+    let _ = n_tokens;
+    matches!(format, PackedFormat::Q4_1 | PackedFormat::Q5_1)
 }
 
 /// Packed-weight matrix product of one group of rows with up to [`MAX_TOKENS`] tokens:
@@ -405,7 +423,11 @@ pub(crate) fn check_call(
     let nb32 = acts.n_cols / 32;
     let need = |len: usize, per: usize| len >= acts.n_tokens * per;
     let ok = match format.act_type() {
-        DType::Q8_0 => need(acts.d.len(), nb32) && need(acts.sums.len(), nb32),
+        DType::Q8_0 => {
+            need(acts.d.len(), nb32)
+                && need(acts.sums.len(), nb32)
+                && need(acts.sums4.len(), acts.n_cols / 4)
+        }
         DType::Q8_1 => need(acts.d.len(), nb32) && need(acts.s.len(), nb32),
         _ => need(acts.d.len(), acts.n_cols / QK_K) && need(acts.sums.len(), acts.n_cols / 16),
     };
