@@ -107,6 +107,9 @@ pub struct Kernels {
     types: [TypeKernels; DType::ALL.len()],
     /// The matrix product over packed weights ([`crate::packed`]).
     pub packed_gemm: PackedGemmFn,
+    /// The same in ggml's lane order, for the 32-value formats and at most
+    /// [`crate::packed::MAX_LANE_TOKENS`] tokens ([`crate::packed::uses_lanes`]).
+    pub packed_gemm_lanes: PackedGemmFn,
 }
 
 impl Kernels {
@@ -132,6 +135,7 @@ impl Kernels {
                 scalar_entry!(BF16),
             ],
             packed_gemm: crate::packed::reference::gemm,
+            packed_gemm_lanes: crate::packed::reference::gemm_lanes,
         }
     }
 

@@ -21,6 +21,6 @@ mod x86;
 
 pub use dispatch::{kernels, Isa, Kernels, TypeKernels};
 pub use dtype::{DType, QK_K};
-pub use matmul::{matmul, matmul_packed, MatmulScratch, WeightView};
-pub use packed::{pack, PackedFormat, PackedMatrix};
+pub use matmul::{matmul, matmul_packed, matmul_packed_many, MatmulScratch, WeightView};
+pub use packed::{pack, PackedFormat, PackedMatrix, SharedBytes};
 pub use pool::set_threads;

@@ -27,6 +27,9 @@ use crate::{DType, QK_K};
 
 pub use pack::pack;
 
+/// Version of the packed layout; caches of another version are not read.
+pub const LAYOUT_VERSION: u32 = 1;
+
 /// Rows interleaved in one group.
 pub const GROUP: usize = 16;
 /// Tokens one kernel call handles at most.
@@ -76,6 +79,19 @@ impl PackedFormat {
             DType::Q6_K => PackedFormat::Q6K,
             _ => return None,
         })
+    }
+
+    /// A stable number for files that store packed matrices.
+    pub fn id(self) -> u32 {
+        PackedFormat::ALL
+            .iter()
+            .position(|f| *f == self)
+            .expect("every format is in ALL") as u32
+    }
+
+    /// The format numbered `id` by [`PackedFormat::id`].
+    pub fn from_id(id: u32) -> Option<PackedFormat> {
+        PackedFormat::ALL.get(usize::try_from(id).ok()?).copied()
     }
 
     /// The weight type this format is packed from.
@@ -163,14 +179,61 @@ pub(crate) mod layout {
 
 /// A weight matrix repacked into groups of [`GROUP`] rows (the last group padded with
 /// zero rows).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PackedMatrix {
     format: PackedFormat,
     n_rows: usize,
     n_cols: usize,
-    /// Backing memory, over-allocated so that `data[offset..]` starts on 64 bytes.
-    buf: Vec<u8>,
+    buf: Buffer,
+    /// Where the 64-byte aligned data starts in `buf`.
     offset: usize,
+}
+
+/// Zeroed memory for packed weights. Large matrices get an anonymous mapping with
+/// transparent huge pages requested, which makes filling them fault 512 times less.
+#[derive(Debug)]
+enum Buffer {
+    Heap(Vec<u8>),
+    Map(memmap2::MmapMut),
+    /// Bytes owned elsewhere (a mapped cache file), read-only.
+    Shared(std::sync::Arc<dyn SharedBytes>),
+}
+
+/// Read-only bytes that packed matrices can borrow from, e.g. a mapped cache file.
+pub trait SharedBytes: AsRef<[u8]> + Send + Sync + std::fmt::Debug {}
+
+impl<T: AsRef<[u8]> + Send + Sync + std::fmt::Debug> SharedBytes for T {}
+
+/// Matrices at least this large are mapped with huge pages.
+const HUGE_PAGE_MIN: usize = 4 << 20;
+
+impl Buffer {
+    fn zeroed(len: usize) -> Buffer {
+        if len >= HUGE_PAGE_MIN {
+            if let Ok(map) = memmap2::MmapMut::map_anon(len) {
+                #[cfg(target_os = "linux")]
+                let _ = map.advise(memmap2::Advice::HugePage);
+                return Buffer::Map(map);
+            }
+        }
+        Buffer::Heap(vec![0u8; len + 64])
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buffer::Heap(v) => v,
+            Buffer::Map(m) => m,
+            Buffer::Shared(s) => (**s).as_ref(),
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buffer::Heap(v) => v,
+            Buffer::Map(m) => m,
+            Buffer::Shared(_) => &mut [],
+        }
+    }
 }
 
 impl PackedMatrix {
@@ -178,8 +241,8 @@ impl PackedMatrix {
     pub(crate) fn zeroed(format: PackedFormat, n_rows: usize, n_cols: usize) -> PackedMatrix {
         let len =
             n_rows.div_ceil(GROUP) * (n_cols / format.block_values()) * format.group_block_bytes();
-        let buf = vec![0u8; len + 64];
-        let offset = buf.as_ptr().align_offset(64).min(64);
+        let buf = Buffer::zeroed(len);
+        let offset = buf.bytes().as_ptr().align_offset(64).min(64);
         PackedMatrix {
             format,
             n_rows,
@@ -187,6 +250,38 @@ impl PackedMatrix {
             buf,
             offset,
         }
+    }
+
+    /// A matrix whose packed bytes are `bytes[start..start + len]` of shared memory
+    /// (written earlier from [`PackedMatrix::data`]), or `None` when they do not fit the
+    /// shape or do not start on 64 bytes.
+    pub fn from_shared(
+        format: PackedFormat,
+        n_rows: usize,
+        n_cols: usize,
+        bytes: std::sync::Arc<dyn SharedBytes>,
+        start: usize,
+    ) -> Option<PackedMatrix> {
+        let bv = format.block_values();
+        if n_cols == 0 || !n_cols.is_multiple_of(bv) {
+            return None;
+        }
+        let len = n_rows
+            .div_ceil(GROUP)
+            .checked_mul(n_cols / bv)?
+            .checked_mul(format.group_block_bytes())?;
+        let all = (*bytes).as_ref();
+        let end = start.checked_add(len)?;
+        if end > all.len() || !(all.as_ptr() as usize + start).is_multiple_of(64) {
+            return None;
+        }
+        Some(PackedMatrix {
+            format,
+            n_rows,
+            n_cols,
+            buf: Buffer::Shared(bytes),
+            offset: start,
+        })
     }
 
     /// The layout.
@@ -226,12 +321,12 @@ impl PackedMatrix {
 
     /// The packed bytes.
     pub fn data(&self) -> &[u8] {
-        &self.buf[self.offset..self.offset + self.size_bytes()]
+        &self.buf.bytes()[self.offset..self.offset + self.size_bytes()]
     }
 
     pub(crate) fn data_mut(&mut self) -> &mut [u8] {
         let len = self.size_bytes();
-        &mut self.buf[self.offset..self.offset + len]
+        &mut self.buf.bytes_mut()[self.offset..self.offset + len]
     }
 
     /// The bytes of group `g`.
@@ -252,6 +347,9 @@ pub struct PackedActs {
     /// `[n_tokens, n_cols / sum_block]` sums of the quantized values: per 32 (Q8_0) or
     /// per 16 (Q8_K); empty for Q8_1.
     pub sums: Vec<i32>,
+    /// `[n_tokens, n_cols / 4]` sums of each 4 quantized values (Q8_0 only), for the
+    /// lane order ([`reference`]).
+    pub sums4: Vec<i32>,
     /// `[n_tokens, n_cols / 32]` Q8_1's `s` (`d * sum`, rounded to f16 as ggml keeps it);
     /// empty otherwise.
     pub s: Vec<f32>,
@@ -276,6 +374,21 @@ impl PackedActs {
     pub fn s_per_token(&self) -> usize {
         self.s.len() / self.n_tokens.max(1)
     }
+}
+
+/// Tokens one lane-order kernel call handles at most.
+pub const MAX_LANE_TOKENS: usize = 2;
+
+/// Whether a call with `n_tokens` tokens over `format` sums in ggml's lane order (see
+/// [`reference`]) rather than block by block. Q4_1 and Q5_1 do: their weights are
+/// `d·q + m`, and the two sums (of `d·q·x` and of `m·s`) nearly cancel, so their rounding
+/// shows; llama.cpp takes these formats through its dot products in prompts and
+/// decoding alike, and following its order keeps slm's results closest to it. The other
+/// formats sum whole blocks, which is cheaper. Either way a format has one order for
+/// every batch size (`n_tokens` is kept for callers that might want otherwise).
+pub fn uses_lanes(format: PackedFormat, n_tokens: usize) -> bool {
+    let _ = n_tokens;
+    matches!(format, PackedFormat::Q4_1 | PackedFormat::Q5_1)
 }
 
 /// Packed-weight matrix product of one group of rows with up to [`MAX_TOKENS`] tokens:
@@ -310,7 +423,11 @@ pub(crate) fn check_call(
     let nb32 = acts.n_cols / 32;
     let need = |len: usize, per: usize| len >= acts.n_tokens * per;
     let ok = match format.act_type() {
-        DType::Q8_0 => need(acts.d.len(), nb32) && need(acts.sums.len(), nb32),
+        DType::Q8_0 => {
+            need(acts.d.len(), nb32)
+                && need(acts.sums.len(), nb32)
+                && need(acts.sums4.len(), acts.n_cols / 4)
+        }
         DType::Q8_1 => need(acts.d.len(), nb32) && need(acts.s.len(), nb32),
         _ => need(acts.d.len(), acts.n_cols / QK_K) && need(acts.sums.len(), acts.n_cols / 16),
     };

@@ -350,7 +350,7 @@ fn bind_layer(
 
 impl Weights {
     /// Every matrix a forward pass multiplies by (not the embedding lookup table).
-    fn matmul_matrices(&mut self) -> impl Iterator<Item = &mut Matrix> {
+    pub(crate) fn matmul_matrices(&mut self) -> impl Iterator<Item = &mut Matrix> {
         self.layers
             .iter_mut()
             .flat_map(|l| {

@@ -3,7 +3,7 @@
 use crate::blocks::{BlockQ4_K, BlockQ6_K};
 use crate::matmul::WeightView;
 use crate::pool;
-use crate::scalar::kquants::{q4_k_quants, q6_k_quants, scale_min_k4};
+use crate::scalar::kquants::{q6_k_quants, scale_min_k4};
 
 use super::layout::*;
 use super::{PackedFormat, PackedMatrix, GROUP};
@@ -59,36 +59,36 @@ impl SharedMut {
 fn pack_row(format: PackedFormat, src: &[u8], r: usize, group: &mut [u8]) {
     let src_block = format.dtype().type_size();
     let dst_block = format.group_block_bytes();
-    for (b, dst) in group.chunks_exact_mut(dst_block).enumerate() {
-        let s = &src[b * src_block..(b + 1) * src_block];
+    for (s, dst) in src
+        .chunks_exact(src_block)
+        .zip(group.chunks_exact_mut(dst_block))
+    {
         match format {
             PackedFormat::Q4_0 => {
-                put_nibbles(&mut dst[..256], r, &nibble_codes(&s[2..18], 0));
+                copy_nibble_lines(&mut dst[..256], r, &s[2..18]);
                 put_f16(&mut dst[Q4_0_D..], r, &s[0..2]);
             }
             PackedFormat::Q4_1 => {
-                put_nibbles(&mut dst[..256], r, &nibble_codes(&s[4..20], 0));
+                copy_nibble_lines(&mut dst[..256], r, &s[4..20]);
                 put_f16(&mut dst[Q4_1_D..], r, &s[0..2]);
                 put_f16(&mut dst[Q4_1_M..], r, &s[2..4]);
             }
             PackedFormat::Q5_0 => {
-                let qh = u32::from_le_bytes([s[2], s[3], s[4], s[5]]);
-                let codes = nibble_codes(&s[6..22], qh);
-                put_nibbles(&mut dst[..256], r, &codes);
-                put_bits(&mut dst[Q5_0_QH..Q5_0_QH + 64], r, &codes);
+                copy_nibble_lines(&mut dst[..256], r, &s[6..22]);
+                put_qh(&mut dst[Q5_0_QH..Q5_0_QH + 64], r, &s[2..6]);
                 put_f16(&mut dst[Q5_0_D..], r, &s[0..2]);
             }
             PackedFormat::Q5_1 => {
-                let qh = u32::from_le_bytes([s[4], s[5], s[6], s[7]]);
-                let codes = nibble_codes(&s[8..24], qh);
-                put_nibbles(&mut dst[..256], r, &codes);
-                put_bits(&mut dst[Q5_1_QH..Q5_1_QH + 64], r, &codes);
+                copy_nibble_lines(&mut dst[..256], r, &s[8..24]);
+                put_qh(&mut dst[Q5_1_QH..Q5_1_QH + 64], r, &s[4..8]);
                 put_f16(&mut dst[Q5_1_D..], r, &s[0..2]);
                 put_f16(&mut dst[Q5_1_M..], r, &s[2..4]);
             }
             PackedFormat::Q8_0 => {
-                let codes: [u8; 32] = std::array::from_fn(|i| s[2 + i] ^ 0x80);
-                put_lines(&mut dst[..512], r, &codes);
+                for (k, quad) in s[2..34].chunks_exact(4).enumerate() {
+                    let v = u32::from_le_bytes(quad.try_into().expect("4 bytes")) ^ 0x8080_8080;
+                    dst[64 * k + 4 * r..64 * k + 4 * r + 4].copy_from_slice(&v.to_le_bytes());
+                }
                 put_f16(&mut dst[Q8_0_D..], r, &s[0..2]);
             }
             PackedFormat::Q4K => pack_q4k(s, r, dst),
@@ -97,12 +97,43 @@ fn pack_row(format: PackedFormat, src: &[u8], r: usize, group: &mut [u8]) {
     }
 }
 
+/// A legacy block's 16 nibble bytes into 4 lines: `qs[i]` holds values `i` (low) and
+/// `i + 16` (high), which is exactly line `i / 4`'s byte `i % 4`.
+fn copy_nibble_lines(dst: &mut [u8], r: usize, qs: &[u8]) {
+    for (p, quad) in qs.chunks_exact(4).enumerate() {
+        dst[64 * p + 4 * r..64 * p + 4 * r + 4].copy_from_slice(quad);
+    }
+}
+
+/// A legacy block's fifth bits (`qh` bit `i` for value `i`) into the 8 masks: mask `k`
+/// gets bits `4k..4k+4` at `4r`.
+fn put_qh(dst: &mut [u8], r: usize, qh: &[u8]) {
+    let qh = u32::from_le_bytes(qh.try_into().expect("4 bytes"));
+    for (k, slot) in dst.chunks_exact_mut(8).enumerate() {
+        let nibble = u64::from((qh >> (4 * k)) & 0xf);
+        let mask = u64::from_le_bytes((&*slot).try_into().expect("8 bytes")) | nibble << (4 * r);
+        slot.copy_from_slice(&mask.to_le_bytes());
+    }
+}
+
 fn pack_q4k(s: &[u8], r: usize, dst: &mut [u8]) {
     let block: BlockQ4_K = bytemuck::pod_read_unaligned(s);
-    let q = q4_k_quants(&block);
-    for (j, codes) in q.chunks_exact(32).enumerate() {
-        let codes: &[u8; 32] = codes.try_into().expect("chunks of 32");
-        put_nibbles(&mut dst[j * Q4K_SUB..(j + 1) * Q4K_SUB], r, codes);
+    for j in 0..8 {
+        // Sub-block j is the low (even j) or high (odd j) nibbles of bytes
+        // 32 * (j / 2)..; value 4p + i sits in byte 4p + i, value 16 + 4p + i in byte
+        // 16 + 4p + i.
+        let qs = &block.qs[32 * (j / 2)..32 * (j / 2) + 32];
+        let lines = &mut dst[j * Q4K_SUB..(j + 1) * Q4K_SUB];
+        for p in 0..4 {
+            let a = u32::from_le_bytes(qs[4 * p..4 * p + 4].try_into().expect("4 bytes"));
+            let b = u32::from_le_bytes(qs[16 + 4 * p..20 + 4 * p].try_into().expect("4 bytes"));
+            let v = if j % 2 == 0 {
+                (a & 0x0f0f_0f0f) | (b & 0x0f0f_0f0f) << 4
+            } else {
+                (a >> 4) & 0x0f0f_0f0f | (b & 0xf0f0_f0f0)
+            };
+            lines[64 * p + 4 * r..64 * p + 4 * r + 4].copy_from_slice(&v.to_le_bytes());
+        }
         let (sc, m) = scale_min_k4(j, &block.scales);
         dst[Q4K_SC + 16 * j + r] = sc;
         dst[Q4K_MIN + 16 * j + r] = m;
@@ -126,19 +157,6 @@ fn pack_q6k(s: &[u8], r: usize, dst: &mut [u8]) {
     put_f16(&mut dst[Q6K_D..], r, &s[208..210]);
 }
 
-/// The 32 codes of a legacy block: `qs[j]`'s low nibble is value `j`, its high nibble
-/// value `j + 16`; bit `j` of `qh` is value `j`'s fifth bit.
-fn nibble_codes(qs: &[u8], qh: u32) -> [u8; 32] {
-    std::array::from_fn(|i| {
-        let nibble = if i < 16 {
-            qs[i] & 0x0f
-        } else {
-            qs[i - 16] >> 4
-        };
-        nibble | (((qh >> i) & 1) as u8) << 4
-    })
-}
-
 /// Low nibbles of codes into 4 lines of `[16][4]`: line `p` low nibbles hold values
 /// `4p..4p+4`, high nibbles values `4(p+4)..4(p+4)+4`.
 fn put_nibbles(dst: &mut [u8], r: usize, codes: &[u8; 32]) {
@@ -146,18 +164,6 @@ fn put_nibbles(dst: &mut [u8], r: usize, codes: &[u8; 32]) {
         for j in 0..4 {
             dst[64 * p + 4 * r + j] =
                 (codes[4 * p + j] & 0x0f) | (codes[4 * (p + 4) + j] & 0x0f) << 4;
-        }
-    }
-}
-
-/// Bit 4 of each code into 8 `u64` masks, bit `4r + j` of mask `k` for value `4k + j`.
-fn put_bits(dst: &mut [u8], r: usize, codes: &[u8; 32]) {
-    for k in 0..8 {
-        for j in 0..4 {
-            if codes[4 * k + j] & 0x10 != 0 {
-                let bit = 4 * r + j;
-                dst[8 * k + bit / 8] |= 1 << (bit % 8);
-            }
         }
     }
 }
@@ -170,13 +176,6 @@ fn put_2bit_planes(dst: &mut [u8], r: usize, codes: &[u8; 32]) {
         for j in 0..4 {
             dst[64 * h + 4 * r + j] |= ((codes[4 * k + j] >> 4) & 3) << (2 * s);
         }
-    }
-}
-
-/// Whole-byte codes into 8 lines of `[16][4]`.
-fn put_lines(dst: &mut [u8], r: usize, codes: &[u8; 32]) {
-    for k in 0..8 {
-        dst[64 * k + 4 * r..64 * k + 4 * r + 4].copy_from_slice(&codes[4 * k..4 * k + 4]);
     }
 }
 

@@ -12,6 +12,12 @@
 //!   `acc = fma(isum, d · d_x, acc)`.
 //!
 //! Integer sums are exact (ggml's integers); `fma` is the fused multiply-add.
+//!
+//! The lane order ([`gemm_lanes`], 32-value formats only) is ggml's AVX2 dot product's:
+//! eight sums per row and token, sum `k` taking values `4k..4k+4` of every block:
+//! `lane_k = fma(Σ_{4 values} (code − off)·x, d_w · d_x, lane_k)`; at the end
+//! `((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7))`, plus the minimums' sum
+//! (`macc = fma(m_w, s_x, macc)`, ggml's `summs`) for Q4_1 and Q5_1.
 
 use half::f16;
 
@@ -40,6 +46,89 @@ fn q6k_code(chunk: &[u8], r: usize, i: usize) -> i32 {
     let low = nibble_code(&chunk[..256], None, r, i);
     let plane = chunk[Q6K_HI + 64 * (k / 4) + 4 * r + j];
     low | i32::from((plane >> (2 * (k % 4))) & 3) << 4
+}
+
+/// The scalar kernel in the lane order: see the module documentation. Only for the
+/// 32-value formats.
+pub(crate) fn gemm_lanes(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActs,
+    t0: usize,
+    n_tokens: usize,
+    out: &mut [[f32; GROUP]; MAX_TOKENS],
+) {
+    check_call(format, group, acts, t0, n_tokens);
+    assert!(
+        format.block_values() == 32,
+        "the lane order is for 32-value formats"
+    );
+    for (t, out_t) in out.iter_mut().enumerate().take(n_tokens) {
+        for (r, o) in out_t.iter_mut().enumerate() {
+            *o = row_token_lanes(format, group, acts, t0 + t, r);
+        }
+    }
+}
+
+fn row_token_lanes(format: PackedFormat, group: &[u8], a: &PackedActs, t: usize, r: usize) -> f32 {
+    let n_cols = a.n_cols;
+    let nb = n_cols / 32;
+    let x = &a.qs[t * n_cols..(t + 1) * n_cols];
+    let (d_off, m_off, bits, off) = legacy_layout(format);
+    let mut lanes = [0.0f32; 8];
+    let mut macc = 0.0f32;
+    for (b, blk) in group
+        .chunks_exact(format.group_block_bytes())
+        .take(nb)
+        .enumerate()
+    {
+        let scale = f16_at(&blk[d_off..], r) * a.d[t * nb + b];
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            let dot: i32 = (4 * k..4 * k + 4)
+                .map(|i| legacy_code(format, blk, bits, r, i) * i32::from(x[32 * b + i]))
+                .sum();
+            let isum = if off != 0 {
+                dot - off * a.sums4[t * (n_cols / 4) + 8 * b + k]
+            } else {
+                dot
+            };
+            *lane = (isum as f32).mul_add(scale, *lane);
+        }
+        if let Some(m_off) = m_off {
+            macc = f16_at(&blk[m_off..], r).mul_add(a.s[t * nb + b], macc);
+        }
+    }
+    let l = lanes;
+    let sum = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    if m_off_of(format).is_some() {
+        sum + macc
+    } else {
+        sum
+    }
+}
+
+/// Offsets of d, m and the fifth bits, and the code offset, of a 32-value format.
+fn legacy_layout(format: PackedFormat) -> (usize, Option<usize>, Option<usize>, i32) {
+    match format {
+        PackedFormat::Q4_0 => (Q4_0_D, None, None, 8),
+        PackedFormat::Q4_1 => (Q4_1_D, Some(Q4_1_M), None, 0),
+        PackedFormat::Q5_0 => (Q5_0_D, None, Some(Q5_0_QH), 16),
+        PackedFormat::Q5_1 => (Q5_1_D, Some(Q5_1_M), Some(Q5_1_QH), 0),
+        _ => (Q8_0_D, None, None, 128),
+    }
+}
+
+fn m_off_of(format: PackedFormat) -> Option<usize> {
+    legacy_layout(format).1
+}
+
+/// Code of value `i` of row `r` in a 32-value block.
+fn legacy_code(format: PackedFormat, blk: &[u8], bits: Option<usize>, r: usize, i: usize) -> i32 {
+    if format == PackedFormat::Q8_0 {
+        i32::from(blk[64 * (i / 4) + 4 * r + i % 4])
+    } else {
+        nibble_code(&blk[..256], bits.map(|o| &blk[o..o + 64]), r, i)
+    }
 }
 
 /// The scalar kernel: see the module documentation.
@@ -107,22 +196,9 @@ fn row_token(format: PackedFormat, group: &[u8], a: &PackedActs, t: usize, r: us
             _ => {
                 let nb = n_cols / 32;
                 let d_x = a.d[t * nb + b];
-                let (d_off, m_off, bits, off) = match format {
-                    PackedFormat::Q4_0 => (Q4_0_D, None, None, 8),
-                    PackedFormat::Q4_1 => (Q4_1_D, Some(Q4_1_M), None, 0),
-                    PackedFormat::Q5_0 => (Q5_0_D, None, Some(Q5_0_QH), 16),
-                    PackedFormat::Q5_1 => (Q5_1_D, Some(Q5_1_M), Some(Q5_1_QH), 0),
-                    _ => (Q8_0_D, None, None, 128),
-                };
+                let (d_off, m_off, bits, off) = legacy_layout(format);
                 let dot: i32 = (0..32)
-                    .map(|i| {
-                        let code = if format == PackedFormat::Q8_0 {
-                            i32::from(blk[64 * (i / 4) + 4 * r + i % 4])
-                        } else {
-                            nibble_code(&blk[..256], bits.map(|o| &blk[o..o + 64]), r, i)
-                        };
-                        code * i32::from(xb[i])
-                    })
+                    .map(|i| legacy_code(format, blk, bits, r, i) * i32::from(xb[i]))
                     .sum();
                 let isum = if off != 0 {
                     dot - off * a.sums[t * nb + b]

@@ -44,6 +44,16 @@ fn shapes(format: PackedFormat) -> [(usize, usize); 3] {
 }
 
 fn run_gemm(k: &Kernels, m: &PackedMatrix, x: &[f32], n_tokens: usize) -> Vec<f32> {
+    run_with(k.packed_gemm, MAX_TOKENS, m, x, n_tokens)
+}
+
+fn run_with(
+    gemm: PackedGemmFn,
+    max_tile: usize,
+    m: &PackedMatrix,
+    x: &[f32],
+    n_tokens: usize,
+) -> Vec<f32> {
     let mut scratch = MatmulScratch::default();
     quantize_packed_acts(
         m.format().act_type(),
@@ -53,15 +63,15 @@ fn run_gemm(k: &Kernels, m: &PackedMatrix, x: &[f32], n_tokens: usize) -> Vec<f3
         &mut scratch,
         false,
     );
-    let acts = scratch_acts(&scratch);
+    let acts = scratch.acts_for(m.format().act_type());
     let mut out = vec![0.0f32; n_tokens * m.n_rows()];
     let mut buf = [[0.0f32; GROUP]; MAX_TOKENS];
     for g in 0..m.n_groups() {
         let mut t0 = 0;
         while t0 < n_tokens {
             // Uneven token counts exercise every tile size.
-            let nt = (MAX_TOKENS - (g + t0) % 3).min(n_tokens - t0);
-            (k.packed_gemm)(m.format(), m.group(g), acts, t0, nt, &mut buf);
+            let nt = (max_tile - (g + t0) % max_tile.min(3)).min(n_tokens - t0);
+            gemm(m.format(), m.group(g), acts, t0, nt, &mut buf);
             for (t, values) in buf.iter().enumerate().take(nt) {
                 for (r, &v) in values.iter().enumerate() {
                     let row = g * GROUP + r;
@@ -74,10 +84,6 @@ fn run_gemm(k: &Kernels, m: &PackedMatrix, x: &[f32], n_tokens: usize) -> Vec<f3
         }
     }
     out
-}
-
-fn scratch_acts(s: &MatmulScratch) -> &PackedActs {
-    s.packed_acts()
 }
 
 #[test]
@@ -150,9 +156,54 @@ fn every_isa_matches_the_reference_exactly() {
 }
 
 #[test]
-fn results_do_not_depend_on_the_batch() {
+fn the_lane_order_matches_ggml_and_every_isa_matches_it_exactly() {
+    let mut rng = Rng(0x0BAD_F00D_DEAD_BEEF);
+    let scalar = Kernels::scalar();
+    let legacy = PackedFormat::ALL
+        .into_iter()
+        .filter(|f| f.block_values() == 32);
+    for format in legacy {
+        for (n_rows, n_cols) in shapes(format) {
+            let w = random_weights(format, n_rows, n_cols, &mut rng);
+            let view = WeightView {
+                dtype: format.dtype(),
+                data: &w,
+                n_rows,
+                n_cols,
+            };
+            let m = pack(&view).unwrap();
+            let n_tokens = 5;
+            let x: Vec<f32> = (0..n_tokens * n_cols).map(|_| rng.f32() * 2.0).collect();
+            let want = run_with(scalar.packed_gemm_lanes, MAX_LANE_TOKENS, &m, &x, n_tokens);
+            let blocks = run_gemm(&scalar, &m, &x, n_tokens);
+            for (a, b) in want.iter().zip(&blocks) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{format:?}: {a} vs {b}"
+                );
+            }
+            for k in Kernels::supported() {
+                let got = run_with(k.packed_gemm_lanes, MAX_LANE_TOKENS, &m, &x, n_tokens);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{:?} {format:?} at {i}: {g} vs {w}",
+                        k.isa
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_batch_within_one_order() {
     let mut rng = Rng(0x1234_5678_9ABC_DEF1);
-    for format in PackedFormat::ALL {
+    for format in PackedFormat::ALL
+        .into_iter()
+        .filter(|&f| uses_lanes(f, 1) == uses_lanes(f, 9))
+    {
         let (n_rows, n_cols) = (40, format.block_values() * 2);
         let w = random_weights(format, n_rows, n_cols, &mut rng);
         let view = WeightView {
@@ -182,5 +233,56 @@ fn results_do_not_depend_on_the_batch() {
                 "{format:?} token {t}"
             );
         }
+    }
+}
+
+#[test]
+fn many_matrices_at_once_equal_one_at_a_time() {
+    let mut rng = Rng(0x5151_5151_5151_5151);
+    let n_cols = 512;
+    let formats = [
+        PackedFormat::Q5_0,
+        PackedFormat::Q8_0,
+        PackedFormat::Q4K,
+        PackedFormat::Q4_1,
+        PackedFormat::Q6K,
+    ];
+    let mats: Vec<PackedMatrix> = formats
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| {
+            let n_rows = 20 + 13 * i;
+            let w = random_weights(f, n_rows, n_cols, &mut rng);
+            pack(&WeightView {
+                dtype: f.dtype(),
+                data: &w,
+                n_rows,
+                n_cols,
+            })
+            .unwrap()
+        })
+        .collect();
+    for n_tokens in [1, 3, 70] {
+        let x: Vec<f32> = (0..n_tokens * n_cols).map(|_| rng.f32()).collect();
+        let mut scratch = MatmulScratch::default();
+        let want: Vec<Vec<f32>> = mats
+            .iter()
+            .map(|m| {
+                let mut out = vec![0.0; n_tokens * m.n_rows()];
+                crate::matmul_packed(m, &x, n_tokens, &mut out, &mut scratch);
+                out
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = mats
+            .iter()
+            .map(|m| vec![0.0; n_tokens * m.n_rows()])
+            .collect();
+        let mut jobs: Vec<(&PackedMatrix, &mut [f32])> = mats
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(m, o)| (m, o.as_mut_slice()))
+            .collect();
+        crate::matmul::matmul_packed_many(&mut jobs, &x, n_tokens, &mut scratch);
+        assert_eq!(outs, want, "{n_tokens} tokens");
     }
 }

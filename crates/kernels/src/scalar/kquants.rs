@@ -87,7 +87,7 @@ fn q3_k_quants(block: &BlockQ3_K) -> [i8; QK_K] {
 }
 
 /// The 256 quants of a Q4_K block, `0..=15`, in value order.
-pub(crate) fn q4_k_quants(block: &BlockQ4_K) -> [u8; QK_K] {
+fn q4_k_quants(block: &BlockQ4_K) -> [u8; QK_K] {
     let mut q = [0u8; QK_K];
     for (chunk, q) in q.chunks_exact_mut(64).enumerate() {
         let qs = &block.qs[32 * chunk..32 * chunk + 32];

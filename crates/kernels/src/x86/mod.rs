@@ -250,5 +250,6 @@ pub(crate) fn install_avx512(k: &mut Kernels) -> bool {
     }
     avx512::install(k);
     k.packed_gemm = packed512::gemm;
+    k.packed_gemm_lanes = packed512::gemm_lanes;
     true
 }

@@ -28,6 +28,64 @@ pub(crate) fn gemm(
     unsafe { gemm_unchecked(format, group.as_ptr(), acts, t0, n_tokens, out) }
 }
 
+/// The lane-order kernel for the 32-value formats and up to two tokens (see
+/// [`crate::packed::reference`]).
+pub(crate) fn gemm_lanes(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActs,
+    t0: usize,
+    n_tokens: usize,
+    out: &mut [[f32; GROUP]; MAX_TOKENS],
+) {
+    check_call(format, group, acts, t0, n_tokens);
+    assert!(
+        format.block_values() == 32,
+        "the lane order is for 32-value formats"
+    );
+    // SAFETY: the shapes were checked just above; this function is only installed after
+    // the CPU's AVX-512 features were detected.
+    unsafe { gemm_lanes_unchecked(format, group.as_ptr(), acts, t0, n_tokens, out) }
+}
+
+/// # Safety
+/// As for [`gemm_unchecked`], for a 32-value format.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_lanes_unchecked(
+    format: PackedFormat,
+    w: *const u8,
+    a: &PackedActs,
+    t0: usize,
+    n_tokens: usize,
+    out: &mut [[f32; GROUP]; MAX_TOKENS],
+) {
+    let mut t = 0;
+    while t < n_tokens {
+        let nt = (n_tokens - t).min(2);
+        let o = out[t..].as_mut_ptr();
+        // SAFETY: forwarded from this function's contract; `o` has room for `nt` rows.
+        unsafe {
+            macro_rules! call {
+                ($f:expr) => {
+                    if nt == 2 {
+                        lanes::<{ $f }, 2>(w, a, t0 + t, o)
+                    } else {
+                        lanes::<{ $f }, 1>(w, a, t0 + t, o)
+                    }
+                };
+            }
+            match format {
+                PackedFormat::Q4_0 => call!(Q4_0),
+                PackedFormat::Q4_1 => call!(Q4_1),
+                PackedFormat::Q5_0 => call!(Q5_0),
+                PackedFormat::Q5_1 => call!(Q5_1),
+                _ => call!(Q8_0),
+            }
+        }
+        t += nt;
+    }
+}
+
 /// Calls `$f::<..., T>` with `T` the runtime count `$nt` (1..=`$max`).
 macro_rules! with_tokens {
     ($nt:expr, $f:ident, [$($g:expr),*], ($($a:expr),*)) => {
@@ -223,6 +281,117 @@ unsafe fn legacy<const F: u8, const T: usize>(
                 facc[t]
             };
             _mm512_storeu_ps(out.add(t).cast(), acc);
+        }
+    }
+}
+
+/// The 32-value formats in the lane order: eight f32 sums per token, sum `k` over
+/// line `k` of every block.
+///
+/// # Safety
+/// As for [`legacy`].
+// The line and token indices pick registers in fixed arrays the compiler keeps apart.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn lanes<const F: u8, const T: usize>(
+    w: *const u8,
+    a: &PackedActs,
+    t0: usize,
+    out: *mut [f32; GROUP],
+) {
+    let (bytes, d_off, m_off, qh_off, off): (usize, usize, usize, usize, i32) = match F {
+        Q4_0 => (Q4_0_BYTES, Q4_0_D, 0, 0, 8),
+        Q4_1 => (Q4_1_BYTES, Q4_1_D, Q4_1_M, 0, 0),
+        Q5_0 => (Q5_0_BYTES, Q5_0_D, 0, Q5_0_QH, 16),
+        Q5_1 => (Q5_1_BYTES, Q5_1_D, Q5_1_M, Q5_1_QH, 0),
+        _ => (Q8_0_BYTES, Q8_0_D, 0, 0, 128),
+    };
+    let has_m = F == Q4_1 || F == Q5_1;
+    let five = F == Q5_0 || F == Q5_1;
+    let n_cols = a.n_cols;
+    let nb = n_cols / 32;
+    // SAFETY: as in `legacy`; `sums4` holds `n_cols / 4` sums per token when the
+    // activations are Q8_0 (the formats with an offset).
+    unsafe {
+        let xq: [*const i8; T] = std::array::from_fn(|t| a.qs.as_ptr().add((t0 + t) * n_cols));
+        let xd: [*const f32; T] = std::array::from_fn(|t| a.d.as_ptr().add((t0 + t) * nb));
+        let x4: [*const i32; T] = std::array::from_fn(|t| {
+            if off != 0 {
+                a.sums4.as_ptr().add((t0 + t) * (n_cols / 4))
+            } else {
+                a.sums4.as_ptr()
+            }
+        });
+        let xm: [*const f32; T] = std::array::from_fn(|t| {
+            if has_m {
+                a.s.as_ptr().add((t0 + t) * nb)
+            } else {
+                a.s.as_ptr()
+            }
+        });
+        let nibble = _mm512_set1_epi8(0x0f);
+        let fifth = _mm512_set1_epi8(0x10);
+        let zero = _mm512_setzero_si512();
+        let mut acc = [[_mm512_setzero_ps(); 8]; T];
+        let mut macc = [_mm512_setzero_ps(); T];
+        // One line's integer sums minus the offset, into its lane.
+        macro_rules! line {
+            ($t:expr, $k:expr, $codes:expr, $scale:expr, $b:expr) => {{
+                let x = bcast4(xq[$t].add(32 * $b + 4 * $k));
+                let mut i = _mm512_dpbusd_epi32(zero, $codes, x);
+                if off != 0 {
+                    i = _mm512_sub_epi32(i, _mm512_set1_epi32(off * *x4[$t].add(8 * $b + $k)));
+                }
+                acc[$t][$k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), $scale, acc[$t][$k]);
+            }};
+        }
+        for b in 0..nb {
+            let base = w.add(b * bytes);
+            let dw = f16x16(base.add(d_off));
+            let scale: [__m512; T] =
+                std::array::from_fn(|t| _mm512_mul_ps(dw, _mm512_set1_ps(*xd[t].add(b))));
+            if F == Q8_0 {
+                for k in 0..8 {
+                    let c = _mm512_loadu_si512(base.add(64 * k).cast());
+                    for t in 0..T {
+                        line!(t, k, c, scale[t], b);
+                    }
+                }
+            } else {
+                for p in 0..4 {
+                    let l = _mm512_loadu_si512(base.add(64 * p).cast());
+                    let mut lo = _mm512_and_si512(l, nibble);
+                    let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(l), nibble);
+                    if five {
+                        let k_lo = base.add(qh_off + 8 * p).cast::<u64>().read_unaligned();
+                        let k_hi = base
+                            .add(qh_off + 8 * (p + 4))
+                            .cast::<u64>()
+                            .read_unaligned();
+                        lo = _mm512_mask_add_epi8(lo, k_lo, lo, fifth);
+                        hi = _mm512_mask_add_epi8(hi, k_hi, hi, fifth);
+                    }
+                    for t in 0..T {
+                        line!(t, p, lo, scale[t], b);
+                        line!(t, p + 4, hi, scale[t], b);
+                    }
+                }
+            }
+            if has_m {
+                let mw = f16x16(base.add(m_off));
+                for t in 0..T {
+                    macc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(*xm[t].add(b)), macc[t]);
+                }
+            }
+        }
+        for t in 0..T {
+            let l = &acc[t];
+            let s = _mm512_add_ps(
+                _mm512_add_ps(_mm512_add_ps(l[0], l[4]), _mm512_add_ps(l[2], l[6])),
+                _mm512_add_ps(_mm512_add_ps(l[1], l[5]), _mm512_add_ps(l[3], l[7])),
+            );
+            let s = if has_m { _mm512_add_ps(s, macc[t]) } else { s };
+            _mm512_storeu_ps(out.add(t).cast(), s);
         }
     }
 }

@@ -5,5 +5,6 @@
 mod batch;
 mod golden;
 mod load;
+mod packcache;
 mod real;
 mod tiny;
