@@ -1,7 +1,8 @@
 //! Packed-weight matvec (decode, one token) and matmul (prefill, 64 tokens) throughput
 //! per packed format, on matrices shaped like Qwen2.5-0.5B's `ffn_down` (896 rows of
 //! 4864 columns) and `ffn_gate` (4864 rows of 896 columns; the 256-value K-quants do
-//! not divide 896 columns, so that shape runs the 32-value formats only).
+//! not divide 896 columns, so that shape runs the 32-value formats only). Q4_1 and
+//! Q5_1 run the lane-order kernel, as the model does.
 //!
 //! Matvec reports packed weight bytes per second (the bound is memory bandwidth): it
 //! cycles through enough copies of the matrix to overflow the last-level cache, as
@@ -30,9 +31,9 @@ fn scale_offsets(format: PackedFormat) -> &'static [usize] {
     }
 }
 
-/// A packed matrix of random blocks with small finite scales (xorshift bytes; contents
-/// do not change the work done).
-fn random_packed(format: PackedFormat, n_rows: usize, n_cols: usize) -> PackedMatrix {
+/// Random blocks with small finite scales (xorshift bytes; contents do not change the
+/// work done).
+fn random_weights(format: PackedFormat, n_rows: usize, n_cols: usize) -> Vec<u8> {
     let dtype = format.dtype();
     let len = dtype.row_bytes(n_cols).expect("whole blocks") * n_rows;
     let mut state = 0x2545F4914F6CDD1Du64;
@@ -50,9 +51,13 @@ fn random_packed(format: PackedFormat, n_rows: usize, n_cols: usize) -> PackedMa
             block[off..off + 2].copy_from_slice(&scale);
         }
     }
+    bytes
+}
+
+fn packed(format: PackedFormat, data: &[u8], n_rows: usize, n_cols: usize) -> PackedMatrix {
     let view = WeightView {
-        dtype,
-        data: &bytes,
+        dtype: format.dtype(),
+        data,
         n_rows,
         n_cols,
     };
@@ -82,9 +87,10 @@ fn bench_matvec(c: &mut Criterion, scratch: &mut MatmulScratch) {
         let x = activations(n_cols);
         let mut out = vec![0.0; n_rows];
         for format in formats(n_cols) {
-            let one = random_packed(format, n_rows, n_cols);
+            let data = random_weights(format, n_rows, n_cols);
+            let one = packed(format, &data, n_rows, n_cols);
             let copies: Vec<PackedMatrix> = (0..MATVEC_WORKING_SET.div_ceil(one.size_bytes()))
-                .map(|_| one.clone())
+                .map(|_| packed(format, &data, n_rows, n_cols))
                 .collect();
             let mut next = 0;
             group.throughput(Throughput::Bytes(one.size_bytes() as u64));
@@ -110,7 +116,12 @@ fn bench_prefill(c: &mut Criterion, scratch: &mut MatmulScratch) {
         let x = activations(n_cols * PREFILL_TOKENS);
         let mut out = vec![0.0; n_rows * PREFILL_TOKENS];
         for format in formats(n_cols) {
-            let w = random_packed(format, n_rows, n_cols);
+            let w = packed(
+                format,
+                &random_weights(format, n_rows, n_cols),
+                n_rows,
+                n_cols,
+            );
             group.throughput(Throughput::Elements(PREFILL_TOKENS as u64));
             let id = BenchmarkId::new(shape, format!("{format:?}"));
             group.bench_function(id, |b| {

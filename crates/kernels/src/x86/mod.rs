@@ -239,6 +239,7 @@ pub(crate) fn install_avx2(k: &mut Kernels) -> bool {
     }
     avx2::install(k);
     k.packed_gemm = packed256::gemm;
+    k.packed_gemm_lanes = packed256::gemm_lanes;
     true
 }
 

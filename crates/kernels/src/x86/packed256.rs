@@ -19,6 +19,10 @@
 //!
 //! Activation bytes are `-127..=127` (as quantization makes them); the i16 sums above
 //! stay exact for `-128` too, except in Q8_0's sign trick.
+//!
+//! The lane-order kernel ([`gemm_lanes`], Q4_1 and Q5_1 in practice) converts every
+//! line's integer to float into its own sum, so it keeps eight f32 sums a row: it runs
+//! one token and one half a pass.
 
 use core::arch::x86_64::*;
 
@@ -48,6 +52,54 @@ pub(crate) fn gemm(
     // SAFETY: the shapes were checked just above; this function is only installed after
     // the CPU's AVX2, FMA and F16C features were detected.
     unsafe { gemm_unchecked(format, group.as_ptr(), acts, t0, n_tokens, out) }
+}
+
+/// The lane-order kernel for the 32-value formats (see [`crate::packed::reference`]).
+pub(crate) fn gemm_lanes(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActs,
+    t0: usize,
+    n_tokens: usize,
+    out: &mut [[f32; GROUP]; MAX_TOKENS],
+) {
+    check_call(format, group, acts, t0, n_tokens);
+    assert!(
+        format.block_values() == 32,
+        "the lane order is for 32-value formats"
+    );
+    // SAFETY: the shapes were checked just above; this function is only installed after
+    // the CPU's AVX2, FMA and F16C features were detected.
+    unsafe { gemm_lanes_unchecked(format, group.as_ptr(), acts, t0, n_tokens, out) }
+}
+
+/// # Safety
+/// As for [`gemm_unchecked`], for a 32-value format.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_lanes_unchecked(
+    format: PackedFormat,
+    w: *const u8,
+    a: &PackedActs,
+    t0: usize,
+    n_tokens: usize,
+    out: &mut [[f32; GROUP]; MAX_TOKENS],
+) {
+    // Eight sums a row: one token and one half a pass keeps them in registers.
+    for t in 0..n_tokens {
+        let o = out[t..].as_mut_ptr();
+        for h in 0..2 {
+            // SAFETY: forwarded from this function's contract; `o` has room for a row.
+            unsafe {
+                match format {
+                    PackedFormat::Q4_0 => lanes::<Q4_0>(w, a, t0 + t, h, o),
+                    PackedFormat::Q4_1 => lanes::<Q4_1>(w, a, t0 + t, h, o),
+                    PackedFormat::Q5_0 => lanes::<Q5_0>(w, a, t0 + t, h, o),
+                    PackedFormat::Q5_1 => lanes::<Q5_1>(w, a, t0 + t, h, o),
+                    _ => lanes::<Q8_0>(w, a, t0 + t, h, o),
+                }
+            }
+        }
+    }
 }
 
 /// Calls `$f::<..., T, NH>(.., h0, ..)` for the runtime token count `$nt` (1..=4): one
@@ -213,12 +265,41 @@ unsafe fn store<const T: usize, const NH: usize>(
     }
 }
 
+/// The codes of nibble line `p` of a 32-value block, half `h` (8 rows): the low nibbles
+/// (values `4p..4p+4`) and the high ones (values `4(p+4)..`), with their fifth bits
+/// (at `qh_off`) when `FIVE`.
+///
+/// # Safety
+/// AVX2; `base` is a block of a group with its fifth-bit masks at `qh_off` (if `FIVE`).
+#[inline(always)]
+unsafe fn nibble_line<const FIVE: bool>(
+    base: *const u8,
+    qh_off: usize,
+    h: usize,
+    p: usize,
+) -> (__m256i, __m256i) {
+    // SAFETY: line `p` and its masks are inside the block (caller's contract).
+    unsafe {
+        let nibble = _mm256_set1_epi8(0x0f);
+        let l = load256(base.add(64 * p + 32 * h));
+        let mut lo = _mm256_and_si256(l, nibble);
+        let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(l), nibble);
+        if FIVE {
+            let fifth = _mm256_set1_epi8(0x10);
+            let m_lo = bytes_from_bits_32(base.add(qh_off + 8 * p + 4 * h));
+            let m_hi = bytes_from_bits_32(base.add(qh_off + 8 * (p + 4) + 4 * h));
+            lo = _mm256_or_si256(lo, _mm256_and_si256(m_lo, fifth));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(m_hi, fifth));
+        }
+        (lo, hi)
+    }
+}
+
 /// The integer dot products of one 32-value block of 4- or 5-bit codes (`FIVE`) for
 /// halves `h0..h0 + NH` and `T` tokens whose block values start at `x[t]`.
 ///
 /// # Safety
-/// AVX2; `base` is a block of a group with its fifth-bit masks at `qh_off` (if `FIVE`);
-/// every `x[t]` readable for 32 bytes.
+/// As for [`nibble_line`]; every `x[t]` readable for 32 bytes.
 #[inline(always)]
 unsafe fn dot_nibbles<const FIVE: bool, const T: usize, const NH: usize>(
     base: *const u8,
@@ -228,23 +309,12 @@ unsafe fn dot_nibbles<const FIVE: bool, const T: usize, const NH: usize>(
 ) -> [[__m256i; T]; NH] {
     // SAFETY: every read is inside the block or the tokens' 32 values (caller's contract).
     unsafe {
-        let nibble = _mm256_set1_epi8(0x0f);
-        let fifth = _mm256_set1_epi8(0x10);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); T]; NH];
         let mut a16 = [[_mm256_setzero_si256(); T]; NH];
         for p in 0..4 {
             for (h, a16_h) in a16.iter_mut().enumerate() {
-                let half = 32 * (h0 + h);
-                let l = load256(base.add(64 * p + half));
-                let mut lo = _mm256_and_si256(l, nibble);
-                let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(l), nibble);
-                if FIVE {
-                    let m_lo = bytes_from_bits_32(base.add(qh_off + 8 * p + half / 8));
-                    let m_hi = bytes_from_bits_32(base.add(qh_off + 8 * (p + 4) + half / 8));
-                    lo = _mm256_or_si256(lo, _mm256_and_si256(m_lo, fifth));
-                    hi = _mm256_or_si256(hi, _mm256_and_si256(m_hi, fifth));
-                }
+                let (lo, hi) = nibble_line::<FIVE>(base, qh_off, h0 + h, p);
                 for (t, a16_t) in a16_h.iter_mut().enumerate() {
                     let d_lo = _mm256_maddubs_epi16(lo, bcast4(x[t].add(4 * p)));
                     let d_hi = _mm256_maddubs_epi16(hi, bcast4(x[t].add(4 * (p + 4))));
@@ -264,6 +334,22 @@ unsafe fn dot_nibbles<const FIVE: bool, const T: usize, const NH: usize>(
             }
         }
         acc
+    }
+}
+
+/// Per row, `Σ q·x` of line `k` (codes `q + 128`) of a Q8_0 block, half `h`, with the 4
+/// activation bytes at `x` (the sign trick: `|q|` times `x` with `q`'s sign).
+///
+/// # Safety
+/// AVX2; `base` is a Q8_0 block of a group; `x` readable for 4 bytes.
+#[inline(always)]
+unsafe fn q8_0_line(base: *const u8, h: usize, k: usize, x: *const i8) -> __m256i {
+    // SAFETY: line `k` is inside the block and `x` readable (caller's contract).
+    unsafe {
+        let q = _mm256_xor_si256(load256(base.add(64 * k + 32 * h)), _mm256_set1_epi8(-128));
+        let signed_x = _mm256_sign_epi8(bcast4(x), q);
+        let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), signed_x);
+        _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
     }
 }
 
@@ -368,6 +454,89 @@ unsafe fn legacy<const F: u8, const T: usize, const NH: usize>(
             }
         }
         store(&facc, h0, out);
+    }
+}
+
+/// The 32-value formats in the lane order, for token `t` and half `h`: eight f32 sums
+/// per row, sum `k` over line `k` of every block.
+///
+/// # Safety
+/// As for [`gemm_unchecked`], with token `t` existing and `out` room for one row.
+#[inline(always)]
+unsafe fn lanes<const F: u8>(
+    w: *const u8,
+    a: &PackedActs,
+    t: usize,
+    h: usize,
+    out: *mut [f32; GROUP],
+) {
+    // Q8_0's offset is folded into the sign trick (`Σ q·x`).
+    let (bytes, d_off, m_off, qh_off, off): (usize, usize, usize, usize, i32) = match F {
+        Q4_0 => (Q4_0_BYTES, Q4_0_D, 0, 0, 8),
+        Q4_1 => (Q4_1_BYTES, Q4_1_D, Q4_1_M, 0, 0),
+        Q5_0 => (Q5_0_BYTES, Q5_0_D, 0, Q5_0_QH, 16),
+        Q5_1 => (Q5_1_BYTES, Q5_1_D, Q5_1_M, Q5_1_QH, 0),
+        _ => (Q8_0_BYTES, Q8_0_D, 0, 0, 0),
+    };
+    let has_m = F == Q4_1 || F == Q5_1;
+    let n_cols = a.n_cols;
+    let nb = n_cols / 32;
+    // SAFETY: every pointer stays inside the group or token `t`'s activations, which the
+    // caller guarantees exist; `sums4` holds `n_cols / 4` sums a token when the
+    // activations are Q8_0 (the formats with an offset), and is only read then.
+    unsafe {
+        let xq = a.qs.as_ptr().add(t * n_cols);
+        let xd = a.d.as_ptr().add(t * nb);
+        let x4 = a
+            .sums4
+            .as_ptr()
+            .add(if off != 0 { t * (n_cols / 4) } else { 0 });
+        let xm = a.s.as_ptr().add(if has_m { t * nb } else { 0 });
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut macc = _mm256_setzero_ps();
+        for b in 0..nb {
+            let base = w.add(b * bytes);
+            let x = xq.add(32 * b);
+            let scale = _mm256_mul_ps(f16x8(base.add(d_off + 16 * h)), _mm256_set1_ps(*xd.add(b)));
+            let mut line = |k: usize, i: __m256i| {
+                let i = if off != 0 {
+                    _mm256_sub_epi32(i, _mm256_set1_epi32(off * *x4.add(8 * b + k)))
+                } else {
+                    i
+                };
+                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), scale, acc[k]);
+            };
+            if F == Q8_0 {
+                for k in 0..8 {
+                    line(k, q8_0_line(base, h, k, x.add(4 * k)));
+                }
+            } else {
+                let five = F == Q5_0 || F == Q5_1;
+                for p in 0..4 {
+                    let (lo, hi) = if five {
+                        nibble_line::<true>(base, qh_off, h, p)
+                    } else {
+                        nibble_line::<false>(base, qh_off, h, p)
+                    };
+                    let d_lo = _mm256_maddubs_epi16(lo, bcast4(x.add(4 * p)));
+                    line(p, _mm256_madd_epi16(d_lo, ones));
+                    let d_hi = _mm256_maddubs_epi16(hi, bcast4(x.add(4 * (p + 4))));
+                    line(p + 4, _mm256_madd_epi16(d_hi, ones));
+                }
+            }
+            if has_m {
+                let mw = f16x8(base.add(m_off + 16 * h));
+                macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(*xm.add(b)), macc);
+            }
+        }
+        let l = &acc;
+        let sum = _mm256_add_ps(
+            _mm256_add_ps(_mm256_add_ps(l[0], l[4]), _mm256_add_ps(l[2], l[6])),
+            _mm256_add_ps(_mm256_add_ps(l[1], l[5]), _mm256_add_ps(l[3], l[7])),
+        );
+        let sum = if has_m { _mm256_add_ps(sum, macc) } else { sum };
+        store(&[[sum]], h, out);
     }
 }
 
