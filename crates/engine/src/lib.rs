@@ -10,6 +10,7 @@ mod info;
 pub mod perplexity;
 mod rng;
 pub mod sampler;
+pub mod serve;
 mod session;
 pub mod stop;
 
@@ -17,6 +18,10 @@ pub use chat::{render_chat, Message, Role, TemplateKind};
 pub use error::EngineError;
 pub use info::ModelInfo;
 pub use sampler::{SampleError, Sampler, SamplerParams};
+pub use serve::{
+    EmbedTicket, Embeddings, Engine, EngineConfig, EngineStats, Event, FinishReason, Histogram,
+    Request, SubmitError, Ticket, Timings, TokenLogprob, Usage,
+};
 pub use session::PerplexityResult;
 pub use session::{
     Flow, GenerateParams, Generation, Session, SessionOptions, StopReason, DEFAULT_N_CTX,

@@ -1,4 +1,6 @@
-//! Sessions on a real model (SmolLM2 135M): cache reuse across turns, limits, stop strings.
-//! Run only with SLM_TEST_MODELS=1.
+//! Integration tests of the engine: sessions and the serving loop, on real models (when
+//! `SLM_TEST_MODELS=1`).
 
+mod common;
+mod serve_real;
 mod session;
