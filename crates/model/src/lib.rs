@@ -10,12 +10,14 @@
 //!
 //! This crate does not sample, schedule or parse text.
 
+mod batch;
 mod block;
 mod cache;
 mod config;
 mod error;
 pub mod family;
 mod forward;
+mod kv_pool;
 mod observe;
 mod scratch;
 mod weights;
@@ -27,11 +29,13 @@ use std::sync::{Arc, Mutex};
 
 use gguf::GgufFile;
 
+pub use batch::{BatchOutput, Output, SeqInput};
 pub use cache::KvCache;
 pub use config::{LayerConfig, ModelConfig};
 pub use error::ModelError;
 pub use family::Family;
 pub use forward::{Logits, MAX_BATCH};
+pub use kv_pool::{BlockTable, KvPool};
 pub use observe::Observer;
 
 use scratch::Scratch;
