@@ -248,7 +248,6 @@ impl EngineLoop {
             let mut seq = self.sequence(pending.command, Instant::now());
             seq.reserved_blocks = needed;
             self.reserved_blocks += needed;
-            self.runner.allocate(&mut seq.kv, pending.positions);
             if let Work::Generate(g) = &seq.work {
                 if g.wants_nothing() {
                     self.running.push(seq);
@@ -393,10 +392,7 @@ impl EngineLoop {
                     let hidden = &self.out.hidden[at..at + n * n_embd];
                     match e.on_hidden(hidden, n_embd) {
                         EmbedProgress::Continue => {}
-                        EmbedProgress::NextInput => {
-                            let positions = seq.reserved_blocks * self.config.kv_block_tokens;
-                            self.runner.allocate(&mut seq.kv, positions);
-                        }
+                        EmbedProgress::NextInput => self.runner.release(&mut seq.kv),
                         EmbedProgress::Done => done.push((i, Ok(FinishReason::Stop))),
                     }
                 }
