@@ -73,6 +73,8 @@ pub(crate) struct EngineLoop {
     shutdown_until: Option<Instant>,
     stats: EngineStats,
     out: StepOutput,
+    /// The id of the next request admitted.
+    next_id: u64,
 }
 
 impl EngineLoop {
@@ -96,6 +98,7 @@ impl EngineLoop {
             shutdown_until: None,
             stats,
             out: StepOutput::default(),
+            next_id: 0,
         }
     }
 
@@ -248,6 +251,12 @@ impl EngineLoop {
             let mut seq = self.sequence(pending.command, Instant::now());
             seq.reserved_blocks = needed;
             self.reserved_blocks += needed;
+            tracing::debug!(
+                request = seq.id,
+                positions = pending.positions,
+                blocks = needed,
+                "request admitted"
+            );
             if let Work::Generate(g) = &seq.work {
                 if g.wants_nothing() {
                     self.running.push(seq);
@@ -260,7 +269,7 @@ impl EngineLoop {
     }
 
     /// The running state of a request.
-    fn sequence(&self, command: Command, admitted: Instant) -> Sequence {
+    fn sequence(&mut self, command: Command, admitted: Instant) -> Sequence {
         let (work, cancel, deadline, submitted) = match command {
             Command::Generate {
                 request,
@@ -288,7 +297,9 @@ impl EngineLoop {
             }
             Command::Shutdown { .. } => unreachable!("shutdown commands are never queued"),
         };
+        self.next_id += 1;
         Sequence {
+            id: self.next_id,
             work,
             kv: SeqKv::default(),
             reserved_blocks: 0,
@@ -348,10 +359,19 @@ impl EngineLoop {
             rows.push(BatchRows { tokens, kv, output });
             members.push((i, tokens.len(), output));
         }
-        let result = self.runner.step(&mut rows, &mut self.out);
+        let (runner, out) = (&mut self.runner, &mut self.out);
+        // A panic in the forward pass (a bug) fails this batch's requests, not the loop:
+        // their blocks are given back below, and the pool's state is whole between steps.
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.step(&mut rows, out)));
         drop(rows);
         self.stats.steps_total += 1;
-        if let Err(error) = result {
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some("internal error".to_string()),
+        };
+        if let Some(error) = error {
             let message = format!("the forward pass failed: {error}");
             tracing::error!(%message, "step failed");
             for &(i, ..) in members.iter().rev() {
