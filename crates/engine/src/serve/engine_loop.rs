@@ -195,10 +195,9 @@ impl EngineLoop {
         let mut kept = VecDeque::with_capacity(self.waiting.len());
         for pending in std::mem::take(&mut self.waiting) {
             if pending.cancel_flag().is_some_and(CancelFlag::is_cancelled) {
-                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-                self.stats.requests_total += 1;
+                self.end_waiting(pending, FinishReason::Cancelled, now);
             } else if pending.deadline().is_some_and(|d| now >= d) {
-                self.expire_waiting(pending, now);
+                self.end_waiting(pending, FinishReason::Deadline, now);
             } else {
                 kept.push_back(pending);
             }
@@ -222,11 +221,11 @@ impl EngineLoop {
         }
     }
 
-    /// A waiting request whose deadline passed: it ends without a token.
-    fn expire_waiting(&mut self, pending: Pending, now: Instant) {
+    /// Ends a waiting request (cancelled, or its deadline passed) without a token.
+    fn end_waiting(&mut self, pending: Pending, reason: FinishReason, now: Instant) {
         self.shared.queued.fetch_sub(1, Ordering::SeqCst);
         let mut seq = self.sequence(pending.command, now);
-        seq.finish(FinishReason::Deadline, &mut self.stats);
+        seq.finish(reason, &mut self.stats);
     }
 
     /// Admits waiting requests in order while `max_running` and the KV blocks allow.
