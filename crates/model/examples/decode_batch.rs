@@ -1,5 +1,5 @@
 //! Aggregate decode speed of a model with 1, 4 and 8 sequences in one batch:
-//! `cargo run --release -p model --example decode_batch -- MODEL.gguf [STEPS]`.
+//! `cargo run --release -p model --example decode_batch -- MODEL.gguf [STEPS [THREADS]]`.
 //!
 //! Each sequence gets a 32-token prompt, then every step decodes one token for each
 //! sequence in one `forward_batch` call; the figure is tokens of all sequences per second.
@@ -13,8 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .ok_or("usage: decode_batch MODEL.gguf [STEPS]")?;
+        .ok_or("usage: decode_batch MODEL.gguf [STEPS [THREADS]]")?;
     let steps: usize = args.next().map_or(Ok(32), |s| s.parse())?;
+    if let Some(threads) = args.next() {
+        kernels::set_threads(threads.parse()?);
+    }
     let file = Arc::new(gguf::GgufFile::open(&path)?);
     let model = Model::load(file)?;
     let n_vocab = model.config().n_vocab as u32;

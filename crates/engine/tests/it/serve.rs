@@ -281,3 +281,39 @@ fn shutdown_cancels_running_requests_and_refuses_new_ones() {
         SubmitError::ShuttingDown
     );
 }
+
+#[test]
+fn a_long_prompt_joins_running_streams_in_chunks_without_changing_them() {
+    let tiny = TinyModel::new();
+    let engine = tiny.engine(engine::EngineConfig {
+        n_ctx: 1 << 20,
+        ..config()
+    });
+    let prompt = [1, 4, 9];
+    let long_prompt: Vec<u32> = (0..100).map(|i| 3 + (i * 7) % 47).collect();
+    let long = endless_short(&long_prompt, 10);
+    let long_alone = collect(&mut engine.submit(long.clone()).unwrap());
+
+    // The first stream never ends by itself, so the second can only finish by sharing
+    // its steps.
+    let mut first = engine.submit(endless(prompt.to_vec())).unwrap();
+    assert!(matches!(first.blocking_next(), Some(Event::Token { .. })));
+    let steps_before = engine.stats().steps_total;
+    let second = collect(&mut engine.submit(long).unwrap());
+    let steps = engine.stats().steps_total - steps_before;
+    first.cancel();
+    let mut first_tokens = Vec::new();
+    while let Some(event) = first.blocking_next() {
+        if let Event::Token { id, .. } = event {
+            first_tokens.push(id);
+        }
+    }
+    // The tiny model's F32 weights take the same kernels for one row and many, so
+    // batching is exact here.
+    assert_eq!(second.tokens, long_alone.tokens);
+    let n = first_tokens.len() + 1;
+    let first_alone = collect(&mut engine.submit(endless_short(&prompt, n)).unwrap());
+    assert_eq!(first_tokens, first_alone.tokens[1..]);
+    // The 100-token prompt went in chunks of 8 (the stats may lag by a step).
+    assert!(steps >= 100 / 8, "{steps} steps");
+}
