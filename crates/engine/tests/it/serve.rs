@@ -114,6 +114,18 @@ fn requests_that_cannot_run_are_refused_with_the_reason() {
     );
     let mut fits = small.submit(Request::new(vec![1; 20], 12)).unwrap();
     assert_eq!(collect(&mut fits).usage.completion_tokens, 12);
+
+    let huge = engine::EngineConfig {
+        kv_budget_bytes: Some(usize::MAX),
+        ..config()
+    };
+    let error = engine::Engine::start(tiny.path(), "tiny".into(), huge).unwrap_err();
+    assert!(error.to_string().contains("kv_budget_bytes"), "{error}");
+    let zero = engine::EngineConfig {
+        max_running: 0,
+        ..config()
+    };
+    assert!(engine::Engine::start(tiny.path(), "tiny".into(), zero).is_err());
 }
 
 #[test]
