@@ -66,6 +66,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokens as f64 / seconds,
             steps as f64 / seconds
         );
+        // The same rows as one sequence's prompt chunks, for comparison: what the batch
+        // would cost without per-sequence attention.
+        let mut table = BlockTable::new();
+        let mut pool = model.new_pool(32, (steps * n_seqs).div_ceil(32) + 1);
+        let chunk: Vec<u32> = (0..n_seqs as u32).map(|i| 100 + i).collect();
+        let start = Instant::now();
+        for _ in 0..steps {
+            let mut inputs = [SeqInput {
+                tokens: &chunk,
+                kv: &mut table,
+                output: last,
+            }];
+            model.forward_batch(&mut pool, &mut inputs, &mut out)?;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        println!(
+            "  one sequence, chunks of {n_seqs}: {:.1} tok/s",
+            tokens as f64 / seconds
+        );
     }
     Ok(())
 }
