@@ -6,5 +6,6 @@ mod batch;
 mod golden;
 mod load;
 mod packcache;
+mod pool;
 mod real;
 mod tiny;
