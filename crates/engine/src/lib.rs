@@ -1,9 +1,10 @@
 //! Sessions over a loaded model: sampling, chat templates, generation with stop
-//! sequences, perplexity. The library API that the CLI and the server call.
+//! sequences, perplexity, benchmarks. The library API that the CLI and the server call.
 //!
 //! The engine knows nothing of HTTP or terminals: text comes out through callbacks, errors
 //! are [`EngineError`] values.
 
+pub mod bench;
 pub mod chat;
 mod error;
 mod info;
