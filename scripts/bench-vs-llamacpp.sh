@@ -76,6 +76,8 @@ resolve_name() {
 
 llama_bin="$(bash scripts/llamacpp.sh native | awk '{print $2}')"
 llama_bench="$llama_bin/llama-bench"
+# The commit the binary is built from, taken before the long run.
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 log "building slm (release)"
 cargo build --release -p cli >&2
 slm="${CARGO_TARGET_DIR:-target}/release/slm"
@@ -163,7 +165,6 @@ PY
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 avx512="$(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')"
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 report="$work/report.md"
 python3 - "$runs" "$cpu" "${avx512:-none}" "$commit" "$(nproc)" "$rounds" \
     "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$report" <<'PY'
