@@ -111,12 +111,16 @@ measure() {
     local name="$1" path="$2" t="$3" label="$4" p="$5" n="$6" d="$7" round result
     for ((round = 1; round <= rounds; round++)); do
         log "$name t=$t $label: round $round/$rounds"
-        result="$("$slm" bench "$path" -p "$p" -n "$n" -d "$d" -r 1 -t "$t" --json \
-            --no-bandwidth 2>>"$work/slm.log")"
+        if ! result="$("$slm" bench "$path" -p "$p" -n "$n" -d "$d" -r 1 -t "$t" --json \
+            --no-bandwidth 2>"$work/slm.log")"; then
+            log "slm bench failed:"; tail -n 20 "$work/slm.log" >&2; exit 1
+        fi
         record slm "$name" "$t" "$label" "$result"
         # llama-bench prints one JSON line per test; -p 0 or -n 0 leaves one test.
-        result="$("$llama_bench" -m "$path" -p "$p" -n "$n" -d "$d" -r 1 -t "$t" -o jsonl \
-            2>>"$work/llama.log" | tail -n 1)"
+        if ! result="$("$llama_bench" -m "$path" -p "$p" -n "$n" -d "$d" -r 1 -t "$t" \
+            -o jsonl 2>"$work/llama.log" | tail -n 1)"; then
+            log "llama-bench failed:"; tail -n 20 "$work/llama.log" >&2; exit 1
+        fi
         record llama.cpp "$name" "$t" "$label" "$result"
     done
 }

@@ -322,8 +322,13 @@ impl Runner<'_> {
         self.cache.clear();
         if depth > 0 {
             progress(BenchEvent::Started(Phase::Depth));
+            // One model batch at a time: `Logits::Tail(0)` over more tokens than
+            // `MAX_BATCH` would make the model skip a chunk before the (empty) logit rows,
+            // which its output indexing does not allow for.
             let fill = self.tokens.take(depth);
-            self.forward(&fill, Logits::Tail(0))?;
+            for batch in fill.chunks(model::MAX_BATCH) {
+                self.forward(batch, Logits::Tail(0))?;
+            }
         }
         progress(BenchEvent::Started(Phase::Generation));
         let mut samples = Vec::with_capacity(self.repetitions);

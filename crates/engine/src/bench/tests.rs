@@ -70,7 +70,7 @@ fn tiny_llama(tied: bool) -> GgufWriter {
     let mut w = GgufWriter::new();
     w.add_metadata("general.architecture", "llama");
     for (key, value) in [
-        ("context_length", 256u32),
+        ("context_length", 1024u32),
         ("embedding_length", N_EMBD as u32),
         ("block_count", N_LAYERS as u32),
         ("feed_forward_length", N_FF as u32),
@@ -164,6 +164,25 @@ fn a_bench_run_on_a_tiny_model_reports_every_measure() {
 }
 
 #[test]
+fn a_depth_of_more_than_one_model_batch_is_filled() {
+    let path = std::env::temp_dir().join(format!("slm-bench-deep-{}.gguf", std::process::id()));
+    tiny_llama(true)
+        .write(&path)
+        .expect("the temporary directory is writable");
+    let options = BenchOptions {
+        n_prompt: 0,
+        n_gen: 2,
+        depth: model::MAX_BATCH + 9,
+        repetitions: 1,
+        bandwidth: false,
+    };
+    let result = run_bench(&path, &options, &mut |_| {});
+    let _ = std::fs::remove_file(&path);
+    let tg = result.expect("the tiny model benches").tg.expect("tg ran");
+    assert_eq!(tg.depth, model::MAX_BATCH + 9);
+}
+
+#[test]
 fn a_bench_longer_than_the_training_context_is_refused() {
     let path = std::env::temp_dir().join(format!("slm-bench-long-{}.gguf", std::process::id()));
     tiny_llama(true)
@@ -171,7 +190,7 @@ fn a_bench_longer_than_the_training_context_is_refused() {
         .expect("the temporary directory is writable");
     let options = BenchOptions {
         n_prompt: 0,
-        n_gen: 200,
+        n_gen: 1000,
         depth: 100,
         repetitions: 1,
         bandwidth: false,
