@@ -40,6 +40,8 @@ pub enum Command {
     Show(NameArgs),
     /// Remove a model from the local store.
     Rm(NameArgs),
+    /// Measure a model's prompt and generation speed, as llama-bench does.
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 /// `slm run`.

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::List => commands::store::list(),
         Command::Show(args) => commands::store::show(&args.name),
         Command::Rm(args) => commands::store::remove(&args.name),
+        Command::Bench(args) => commands::bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

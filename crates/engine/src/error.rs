@@ -69,6 +69,18 @@ pub enum EngineError {
         /// Tokens needed (two contexts' worth, as llama-perplexity asks).
         needed: usize,
     },
+    /// A bench run needs more positions than the model was trained for.
+    #[error("a bench of {n_prompt} prompt tokens, or {n_gen} generated after {depth}, needs more positions than the model's training context of {n_ctx_train}; lower -p, -n or --depth")]
+    BenchTooLong {
+        /// Prompt tokens asked for.
+        n_prompt: usize,
+        /// Cached tokens before generation.
+        depth: usize,
+        /// Generated tokens asked for.
+        n_gen: usize,
+        /// The model's training context.
+        n_ctx_train: usize,
+    },
     /// A token id is outside the model's vocabulary.
     #[error("token id {token} is outside the model's vocabulary of {n_vocab}; the tokenizer and the model disagree, the file is broken")]
     TokenOutOfRange {

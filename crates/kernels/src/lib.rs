@@ -1,5 +1,6 @@
 //! Tensor block formats (F32 … Q6_K, Q8_K), quantize/dequantize, dot products, matmul,
-//! transformer ops (norms, rope, softmax, activations, attention) and the compute pool.
+//! transformer ops (norms, rope, softmax, activations, attention), the compute pool and a
+//! memory read-bandwidth probe.
 //!
 //! The kernels know nothing of files, models or requests: they take slices and shapes.
 //! Each operation has a plain `scalar` version, the reference every fast version is tested
@@ -7,6 +8,7 @@
 //! at first use, by [`kernels()`]; setting `SLM_FORCE_SCALAR=1` forces the scalar set.
 //! All SIMD `unsafe` code of slm lives in this crate.
 
+pub mod bandwidth;
 pub mod blocks;
 pub mod dispatch;
 pub mod dtype;
