@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::List => commands::store::list(),
         Command::Show(args) => commands::store::show(&args.name),
         Command::Rm(args) => commands::store::remove(&args.name),
+        Command::Serve(args) => commands::serve::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod perplexity;
 pub mod run;
+pub mod serve;
 pub mod store;
 pub mod tokenize;
 
