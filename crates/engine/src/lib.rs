@@ -1,8 +1,10 @@
 //! Sessions over a loaded model: sampling, chat templates, generation with stop
-//! sequences, perplexity. The library API that the CLI and the server call.
+//! sequences, perplexity; and [`serve`], the loop that serves many clients at once with
+//! continuous batching over a block KV cache. The library API that the CLI and the server
+//! call.
 //!
-//! The engine knows nothing of HTTP or terminals: text comes out through callbacks, errors
-//! are [`EngineError`] values.
+//! The engine knows nothing of HTTP or terminals: text comes out through callbacks or
+//! ticket events, errors are [`EngineError`] and [`SubmitError`] values.
 
 pub mod chat;
 mod error;

@@ -5,17 +5,21 @@
 //! differently — rope layout, biases, QK-norm, post-norms, activation, scales, sliding
 //! window, tensor names. [`Model::load`] reads the hyperparameters ([`ModelConfig`]),
 //! checks every tensor's shape, type and size and keeps the weights in the mapped file.
-//! [`Model::forward`] runs a batch of tokens through the stack, appending to a
-//! [`KvCache`], and writes the logits of the rows asked for.
+//! [`Model::forward_batch`] runs the rows of many sequences through the stack in one pass,
+//! appending their keys and values to their blocks of a [`KvPool`], and writes the logits
+//! (or hidden states) of the rows asked for; [`Model::forward`] is its one-sequence case
+//! over a [`KvCache`].
 //!
 //! This crate does not sample, schedule or parse text.
 
+mod batch;
 mod block;
 mod cache;
 mod config;
 mod error;
 pub mod family;
 mod forward;
+mod kv_pool;
 mod observe;
 mod scratch;
 mod weights;
@@ -27,11 +31,13 @@ use std::sync::{Arc, Mutex};
 
 use gguf::GgufFile;
 
+pub use batch::{BatchOutput, Output, SeqInput};
 pub use cache::KvCache;
 pub use config::{LayerConfig, ModelConfig};
 pub use error::ModelError;
 pub use family::Family;
 pub use forward::{Logits, MAX_BATCH};
+pub use kv_pool::{BlockTable, KvPool};
 pub use observe::Observer;
 
 use scratch::Scratch;

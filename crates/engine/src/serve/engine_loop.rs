@@ -73,6 +73,8 @@ pub(crate) struct EngineLoop {
     shutdown_until: Option<Instant>,
     stats: EngineStats,
     out: StepOutput,
+    /// The id of the next request admitted.
+    next_id: u64,
 }
 
 impl EngineLoop {
@@ -96,6 +98,7 @@ impl EngineLoop {
             shutdown_until: None,
             stats,
             out: StepOutput::default(),
+            next_id: 0,
         }
     }
 
@@ -192,10 +195,9 @@ impl EngineLoop {
         let mut kept = VecDeque::with_capacity(self.waiting.len());
         for pending in std::mem::take(&mut self.waiting) {
             if pending.cancel_flag().is_some_and(CancelFlag::is_cancelled) {
-                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-                self.stats.requests_total += 1;
+                self.end_waiting(pending, FinishReason::Cancelled, now);
             } else if pending.deadline().is_some_and(|d| now >= d) {
-                self.expire_waiting(pending, now);
+                self.end_waiting(pending, FinishReason::Deadline, now);
             } else {
                 kept.push_back(pending);
             }
@@ -219,11 +221,11 @@ impl EngineLoop {
         }
     }
 
-    /// A waiting request whose deadline passed: it ends without a token.
-    fn expire_waiting(&mut self, pending: Pending, now: Instant) {
+    /// Ends a waiting request (cancelled, or its deadline passed) without a token.
+    fn end_waiting(&mut self, pending: Pending, reason: FinishReason, now: Instant) {
         self.shared.queued.fetch_sub(1, Ordering::SeqCst);
         let mut seq = self.sequence(pending.command, now);
-        seq.finish(FinishReason::Deadline, &mut self.stats);
+        seq.finish(reason, &mut self.stats);
     }
 
     /// Admits waiting requests in order while `max_running` and the KV blocks allow.
@@ -248,7 +250,12 @@ impl EngineLoop {
             let mut seq = self.sequence(pending.command, Instant::now());
             seq.reserved_blocks = needed;
             self.reserved_blocks += needed;
-            self.runner.allocate(&mut seq.kv, pending.positions);
+            tracing::debug!(
+                request = seq.id,
+                positions = pending.positions,
+                blocks = needed,
+                "request admitted"
+            );
             if let Work::Generate(g) = &seq.work {
                 if g.wants_nothing() {
                     self.running.push(seq);
@@ -261,7 +268,7 @@ impl EngineLoop {
     }
 
     /// The running state of a request.
-    fn sequence(&self, command: Command, admitted: Instant) -> Sequence {
+    fn sequence(&mut self, command: Command, admitted: Instant) -> Sequence {
         let (work, cancel, deadline, submitted) = match command {
             Command::Generate {
                 request,
@@ -289,7 +296,9 @@ impl EngineLoop {
             }
             Command::Shutdown { .. } => unreachable!("shutdown commands are never queued"),
         };
+        self.next_id += 1;
         Sequence {
+            id: self.next_id,
             work,
             kv: SeqKv::default(),
             reserved_blocks: 0,
@@ -349,10 +358,19 @@ impl EngineLoop {
             rows.push(BatchRows { tokens, kv, output });
             members.push((i, tokens.len(), output));
         }
-        let result = self.runner.step(&mut rows, &mut self.out);
+        let (runner, out) = (&mut self.runner, &mut self.out);
+        // A panic in the forward pass (a bug) fails this batch's requests, not the loop:
+        // their blocks are given back below, and the pool's state is whole between steps.
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.step(&mut rows, out)));
         drop(rows);
         self.stats.steps_total += 1;
-        if let Err(error) = result {
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some("internal error".to_string()),
+        };
+        if let Some(error) = error {
             let message = format!("the forward pass failed: {error}");
             tracing::error!(%message, "step failed");
             for &(i, ..) in members.iter().rev() {
@@ -393,10 +411,7 @@ impl EngineLoop {
                     let hidden = &self.out.hidden[at..at + n * n_embd];
                     match e.on_hidden(hidden, n_embd) {
                         EmbedProgress::Continue => {}
-                        EmbedProgress::NextInput => {
-                            let positions = seq.reserved_blocks * self.config.kv_block_tokens;
-                            self.runner.allocate(&mut seq.kv, positions);
-                        }
+                        EmbedProgress::NextInput => self.runner.release(&mut seq.kv),
                         EmbedProgress::Done => done.push((i, Ok(FinishReason::Stop))),
                     }
                 }

@@ -235,14 +235,17 @@ impl Engine {
         Ok(EmbedTicket::new(receiver, cancel))
     }
 
-    /// A snapshot of the loop's counters (cheap: a copy under a lock).
+    /// A snapshot of the loop's counters (cheap: a copy under a lock), as of its last
+    /// step; the queue depth is current.
     pub fn stats(&self) -> EngineStats {
-        self.inner
-            .shared
+        let shared = &self.inner.shared;
+        let mut stats = shared
             .stats
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        stats.queue_depth = shared.queued.load(Ordering::SeqCst);
+        stats
     }
 
     /// Stops admitting requests, lets running ones finish until `deadline` from now,

@@ -1,7 +1,7 @@
 //! The model and its KV cache as the engine loop drives them: one forward pass per step
 //! over every sequence's rows.
 
-use model::{KvCache, Logits, Model, ModelError};
+use model::{BatchOutput, BlockTable, KvPool, Logits, Model, ModelError, Output, SeqInput};
 
 use super::sequence::RowOutput;
 use super::types::EngineConfig;
@@ -9,10 +9,10 @@ use super::types::EngineConfig;
 /// Share of the available memory the KV cache takes by default.
 const DEFAULT_KV_MEMORY_SHARE: usize = 4;
 
-/// The keys and values of one sequence.
+/// The keys and values of one sequence: its blocks in the pool.
 #[derive(Debug, Default)]
 pub(crate) struct SeqKv {
-    cache: Option<KvCache>,
+    table: BlockTable,
 }
 
 /// One sequence's part of a step.
@@ -23,53 +23,41 @@ pub(crate) struct BatchRows<'a> {
 }
 
 /// What a step returns, rows in the order of the sequences that asked for them.
-#[derive(Debug, Default)]
-pub(crate) struct StepOutput {
-    pub logits: Vec<f32>, // [n_logit_rows, n_vocab]
-    pub hidden: Vec<f32>, // [n_hidden_rows, n_embd]
-}
+pub(crate) type StepOutput = BatchOutput;
 
-/// The model, the KV budget in blocks, and the buffers of a step.
+/// The model, its KV pool, and the buffers of a step.
 pub(crate) struct Runner {
     model: Model,
-    block_tokens: usize,
-    total_blocks: usize,
-    used_blocks: usize,
-    row_logits: Vec<f32>,
+    pool: KvPool,
 }
 
 impl Runner {
     /// A runner with the KV budget `config` asks for (or the default).
     pub fn new(model: Model, config: &EngineConfig) -> Runner {
-        let bytes_per_token = kv_bytes_per_token(&model);
+        let bytes_per_token = model.kv_bytes_per_token();
         let budget = config
             .kv_budget_bytes
             .unwrap_or_else(|| default_kv_budget(config, bytes_per_token));
         let block_bytes = bytes_per_token
             .saturating_mul(config.kv_block_tokens)
             .max(1);
-        Runner {
-            model,
-            block_tokens: config.kv_block_tokens,
-            total_blocks: budget / block_bytes,
-            used_blocks: 0,
-            row_logits: Vec::new(),
-        }
+        let pool = model.new_pool(config.kv_block_tokens, budget / block_bytes);
+        Runner { model, pool }
     }
 
     /// Blocks in the cache.
     pub fn total_blocks(&self) -> usize {
-        self.total_blocks
+        self.pool.n_blocks()
     }
 
     /// Blocks holding some sequence's keys and values.
     pub fn used_blocks(&self) -> usize {
-        self.used_blocks
+        self.pool.n_used()
     }
 
     /// Blocks for `positions` positions.
     pub fn blocks_for(&self, positions: usize) -> usize {
-        positions.div_ceil(self.block_tokens)
+        self.pool.blocks_for(positions)
     }
 
     /// Width of the hidden states.
@@ -82,46 +70,27 @@ impl Runner {
         self.model.config().n_vocab
     }
 
-    /// Room for `positions` positions of one sequence (blocks the caller reserved).
-    pub fn allocate(&mut self, kv: &mut SeqKv, positions: usize) {
-        self.release(kv);
-        let blocks = self.blocks_for(positions);
-        self.used_blocks += blocks;
-        kv.cache = Some(self.model.new_cache(blocks * self.block_tokens));
-    }
-
-    /// Frees a sequence's blocks.
+    /// Frees a sequence's blocks at once.
     pub fn release(&mut self, kv: &mut SeqKv) {
-        if let Some(cache) = kv.cache.take() {
-            self.used_blocks -= self.blocks_for(cache.capacity());
-        }
+        self.pool.release(&mut kv.table);
     }
 
-    /// Runs every sequence's rows, appending to their keys and values.
+    /// Runs every sequence's rows as one batch, appending to their keys and values.
     pub fn step(&mut self, rows: &mut [BatchRows], out: &mut StepOutput) -> Result<(), ModelError> {
-        out.logits.clear();
-        out.hidden.clear();
-        for row in rows.iter_mut() {
-            let Some(cache) = row.kv.cache.as_mut() else {
-                continue;
-            };
-            let logits = match row.output {
-                RowOutput::None => Logits::Tail(0),
-                RowOutput::LastLogits => Logits::Last,
-                RowOutput::Hidden => return Err(ModelError::EmptyBatch),
-            };
-            self.model
-                .forward(row.tokens, cache, logits, &mut self.row_logits)?;
-            out.logits.extend_from_slice(&self.row_logits);
-        }
-        Ok(())
+        let mut inputs: Vec<SeqInput> = rows
+            .iter_mut()
+            .map(|row| SeqInput {
+                tokens: row.tokens,
+                kv: &mut row.kv.table,
+                output: match row.output {
+                    RowOutput::None => Output::Logits(Logits::Tail(0)),
+                    RowOutput::LastLogits => Output::Logits(Logits::Last),
+                    RowOutput::Hidden => Output::Hidden,
+                },
+            })
+            .collect();
+        self.model.forward_batch(&mut self.pool, &mut inputs, out)
     }
-}
-
-/// Bytes of keys and values per cached position (f16, every layer).
-fn kv_bytes_per_token(model: &Model) -> usize {
-    let config = model.config();
-    2 * config.n_layers * config.kv_dim() * std::mem::size_of::<u16>()
 }
 
 /// min(`n_ctx * max_running` tokens, a quarter of the available memory), but at least

@@ -15,6 +15,8 @@ use crate::stop::StopMatcher;
 
 /// A running request.
 pub(crate) struct Sequence {
+    /// Numbers the requests of one loop in order of arrival, for the logs.
+    pub id: u64,
     /// What it computes.
     pub work: Work,
     /// Its keys and values.
@@ -97,6 +99,11 @@ impl Sequence {
     /// Ends the request: the last event, carrying what text was still held.
     pub fn finish(&mut self, finish: FinishReason, stats: &mut EngineStats) {
         stats.requests_total += 1;
+        tracing::debug!(
+            request = self.id,
+            finish = finish.as_str(),
+            "request finished"
+        );
         let timings = match &self.work {
             Work::Generate(g) => self.timings(g.first_token_at),
             Work::Embed(_) => self.timings(None),
@@ -137,6 +144,7 @@ impl Sequence {
     /// Ends the request with an engine-side error.
     pub fn fail(&mut self, message: String, stats: &mut EngineStats) {
         stats.requests_total += 1;
+        tracing::debug!(request = self.id, %message, "request failed");
         match &mut self.work {
             Work::Generate(g) => {
                 let _ = g.events.send(Event::Error(message));

@@ -12,3 +12,13 @@ fn histogram_buckets_are_cumulative() {
     assert_eq!(h.count(), 4);
     assert!((h.sum() - 2.65).abs() < 1e-9);
 }
+
+#[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<super::Engine>();
+    send::<super::Ticket>();
+    send::<super::EmbedTicket>();
+    send_sync::<super::EngineStats>();
+}

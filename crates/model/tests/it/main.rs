@@ -5,5 +5,6 @@
 mod batch;
 mod golden;
 mod load;
+mod pool;
 mod real;
 mod tiny;
