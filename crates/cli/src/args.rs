@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(test)]
+mod tests;
+
 /// The model used when a command is given none.
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder:0.5b";
 

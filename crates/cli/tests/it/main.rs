@@ -6,4 +6,5 @@ mod errors;
 mod greedy;
 mod perplexity;
 mod sampling;
+mod serve;
 mod tokenize;
