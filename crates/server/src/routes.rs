@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/embed", post(ollama::info::embed_route))
         .route("/api/embeddings", post(ollama::info::embeddings_legacy))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // The body extractor enforces --max-body itself, with an API-shaped 413.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
@@ -109,6 +110,16 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         state.models.ready(),
     );
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    let path = request.uri().path();
+    let mut error = ApiError::invalid(format!(
+        "{path} does not take {}; see the API's documentation for its method",
+        request.method()
+    ));
+    error.status = StatusCode::METHOD_NOT_ALLOWED;
+    error.with_flavor(Flavor::of_path(path))
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -128,3 +128,12 @@ async fn the_page_is_self_contained() {
         "no outside resources"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_a_json_405() {
+    let app = router(ServeConfig::default());
+    let answer = send(&app, get("/v1/chat/completions")).await;
+    answer.assert_openai_error(405, "invalid_request_error", "GET");
+    let answer = send(&app, get("/api/chat")).await;
+    answer.assert_ollama_error(405, "GET");
+}
