@@ -273,3 +273,14 @@ def test_embeddings(client, server):
     assert decoded == pytest.approx(vectors[0], abs=1e-6)
     single = client.embeddings.create(model=MODEL, input="the sea").data[0].embedding
     assert single == pytest.approx(vectors[0], abs=1e-5)
+
+
+def test_embeddings_of_token_ids(client):
+    ids = json.loads(subprocess.run(
+        [SLM, "tokenize", MODEL, "the sea"], capture_output=True, check=True, text=True
+    ).stdout)
+    by_text = client.embeddings.create(model=MODEL, input="the sea").data[0].embedding
+    by_ids = client.embeddings.create(model=MODEL, input=ids).data[0].embedding
+    assert by_ids == pytest.approx(by_text, abs=1e-5)
+    two = client.embeddings.create(model=MODEL, input=[ids, ids]).data
+    assert len(two) == 2 and two[1].embedding == pytest.approx(by_text, abs=1e-5)
