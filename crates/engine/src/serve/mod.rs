@@ -371,5 +371,15 @@ fn check_config(config: &EngineConfig) -> Result<(), EngineError> {
             });
         }
     }
+    if let (Some(budget), Some(available)) = (config.kv_budget_bytes, runner::available_memory()) {
+        if budget > available {
+            return Err(EngineError::BadConfig {
+                setting: "kv_budget_bytes",
+                reason: format!(
+                    "{budget} bytes is more than the {available} bytes of memory available; give a smaller KV budget"
+                ),
+            });
+        }
+    }
     Ok(())
 }

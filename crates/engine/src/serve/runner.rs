@@ -109,7 +109,7 @@ fn default_kv_budget(config: &EngineConfig, bytes_per_token: usize) -> usize {
 }
 
 /// `MemAvailable` of /proc/meminfo, in bytes, where the system has it.
-fn available_memory() -> Option<usize> {
+pub(crate) fn available_memory() -> Option<usize> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;

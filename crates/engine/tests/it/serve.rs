@@ -114,6 +114,18 @@ fn requests_that_cannot_run_are_refused_with_the_reason() {
     );
     let mut fits = small.submit(Request::new(vec![1; 20], 12)).unwrap();
     assert_eq!(collect(&mut fits).usage.completion_tokens, 12);
+
+    let huge = engine::EngineConfig {
+        kv_budget_bytes: Some(usize::MAX),
+        ..config()
+    };
+    let error = engine::Engine::start(tiny.path(), "tiny".into(), huge).unwrap_err();
+    assert!(error.to_string().contains("kv_budget_bytes"), "{error}");
+    let zero = engine::EngineConfig {
+        max_running: 0,
+        ..config()
+    };
+    assert!(engine::Engine::start(tiny.path(), "tiny".into(), zero).is_err());
 }
 
 #[test]
@@ -280,4 +292,40 @@ fn shutdown_cancels_running_requests_and_refuses_new_ones() {
         engine.submit(Request::new(vec![1], 1)).unwrap_err(),
         SubmitError::ShuttingDown
     );
+}
+
+#[test]
+fn a_long_prompt_joins_running_streams_in_chunks_without_changing_them() {
+    let tiny = TinyModel::new();
+    let engine = tiny.engine(engine::EngineConfig {
+        n_ctx: 1 << 20,
+        ..config()
+    });
+    let prompt = [1, 4, 9];
+    let long_prompt: Vec<u32> = (0..100).map(|i| 3 + (i * 7) % 47).collect();
+    let long = endless_short(&long_prompt, 10);
+    let long_alone = collect(&mut engine.submit(long.clone()).unwrap());
+
+    // The first stream never ends by itself, so the second can only finish by sharing
+    // its steps.
+    let mut first = engine.submit(endless(prompt.to_vec())).unwrap();
+    assert!(matches!(first.blocking_next(), Some(Event::Token { .. })));
+    let steps_before = engine.stats().steps_total;
+    let second = collect(&mut engine.submit(long).unwrap());
+    let steps = engine.stats().steps_total - steps_before;
+    first.cancel();
+    let mut first_tokens = Vec::new();
+    while let Some(event) = first.blocking_next() {
+        if let Event::Token { id, .. } = event {
+            first_tokens.push(id);
+        }
+    }
+    // The tiny model's F32 weights take the same kernels for one row and many, so
+    // batching is exact here.
+    assert_eq!(second.tokens, long_alone.tokens);
+    let n = first_tokens.len() + 1;
+    let first_alone = collect(&mut engine.submit(endless_short(&prompt, n)).unwrap());
+    assert_eq!(first_tokens, first_alone.tokens[1..]);
+    // The 100-token prompt went in chunks of 8 (the stats may lag by a step).
+    assert!(steps >= 100 / 8, "{steps} steps");
 }

@@ -2,7 +2,7 @@
 //! vocabulary (letters and spaces), written to a temporary GGUF file: fast enough to
 //! exercise the engine loop without a real model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use engine::{Engine, EngineConfig};
 use gguf::{Array, GgmlType, GgufWriter, Value};
@@ -111,6 +111,11 @@ impl TinyModel {
         let path = dir.path().join("tiny.gguf");
         w.write(&path).expect("the tiny model is written");
         TinyModel { _dir: dir, path }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// An engine over the model with `config`.
