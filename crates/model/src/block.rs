@@ -63,12 +63,45 @@ fn linear(
     out: &mut [f32], // [n_rows, w.n_rows]
     scratch: &mut MatmulScratch,
 ) {
-    kernels::matmul(&w.view(&model.file), x, n_rows, out, scratch);
+    match &w.packed {
+        Some(packed) => kernels::matmul_packed(packed, x, n_rows, out, scratch),
+        None => kernels::matmul(&w.view(&model.file), x, n_rows, out, scratch),
+    }
     if let Some(bias) = bias {
         for row in out.chunks_exact_mut(w.n_rows) {
             row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
         }
     }
+}
+
+/// One matrix of [`linear_many`]: weights, optional bias, output.
+type LinearJob<'a> = (&'a Matrix, Option<&'a [f32]>, &'a mut [f32]);
+
+/// Several packed matrices of one input at once (`out = x W^T (+ bias)` each, `out`
+/// `[n_rows, w.n_rows]`), sharing the activations' quantization and one pool dispatch.
+/// Returns false, computing nothing, unless every matrix is packed.
+fn linear_many(
+    jobs: &mut [LinearJob<'_>],
+    x: &[f32], // [n_rows, n_cols]
+    n_rows: usize,
+    scratch: &mut MatmulScratch,
+) -> bool {
+    let mut packed = Vec::with_capacity(jobs.len());
+    for (w, _, out) in jobs.iter_mut() {
+        let Some(p) = w.packed.as_deref() else {
+            return false;
+        };
+        packed.push((p, &mut **out));
+    }
+    kernels::matmul_packed_many(&mut packed, x, n_rows, scratch);
+    for (w, bias, out) in jobs.iter_mut() {
+        if let Some(bias) = bias {
+            for row in out.chunks_exact_mut(w.n_rows) {
+                row.iter_mut().zip(*bias).for_each(|(o, b)| *o += b);
+            }
+        }
+    }
+    true
 }
 
 /// RMS norm of each `weight.len()`-wide row of `x` into `out`.
@@ -134,45 +167,64 @@ impl Block<'_> {
         obs.observe("attn_norm", il, n, &s.norm[..n * e]);
         let k = &mut s.k[..n * kv_dim];
         let v = &mut s.v[..n * kv_dim];
-        linear(
-            self.model,
-            &lw.attn_k,
-            lw.attn_k_bias.as_deref(),
-            &s.norm[..n * e],
-            n,
-            k,
-            &mut s.matmul,
-        );
-        linear(
-            self.model,
-            &lw.attn_v,
-            lw.attn_v_bias.as_deref(),
-            &s.norm[..n * e],
-            n,
-            v,
-            &mut s.matmul,
-        );
-        let active_norm = if rows.compacted() {
+        if !rows.compacted() {
+            // Every row is wanted: queries, keys and values in one pass over the input.
+            let q = &mut s.q[..n * q_dim];
+            let fused = linear_many(
+                &mut [
+                    (&lw.attn_q, lw.attn_q_bias.as_deref(), &mut *q),
+                    (&lw.attn_k, lw.attn_k_bias.as_deref(), &mut *k),
+                    (&lw.attn_v, lw.attn_v_bias.as_deref(), &mut *v),
+                ],
+                &s.norm[..n * e],
+                n,
+                &mut s.matmul,
+            );
+            if !fused {
+                for (w, bias, out) in [
+                    (&lw.attn_q, lw.attn_q_bias.as_deref(), &mut *q),
+                    (&lw.attn_k, lw.attn_k_bias.as_deref(), &mut *k),
+                    (&lw.attn_v, lw.attn_v_bias.as_deref(), &mut *v),
+                ] {
+                    linear(self.model, w, bias, &s.norm[..n * e], n, out, &mut s.matmul);
+                }
+            }
+        } else {
+            linear(
+                self.model,
+                &lw.attn_k,
+                lw.attn_k_bias.as_deref(),
+                &s.norm[..n * e],
+                n,
+                k,
+                &mut s.matmul,
+            );
+            linear(
+                self.model,
+                &lw.attn_v,
+                lw.attn_v_bias.as_deref(),
+                &s.norm[..n * e],
+                n,
+                v,
+                &mut s.matmul,
+            );
             // The wanted rows of the norm (gathered) and of the residual stream (moved
             // to the front: a row only moves down, so the copies do not overlap).
             for (j, &row) in plan.out_rows.iter().enumerate() {
                 s.proj[j * e..(j + 1) * e].copy_from_slice(&s.norm[row * e..(row + 1) * e]);
                 s.x.copy_within(row * e..(row + 1) * e, j * e);
             }
-            &s.proj[..na * e]
-        } else {
-            &s.norm[..n * e]
-        };
+            linear(
+                self.model,
+                &lw.attn_q,
+                lw.attn_q_bias.as_deref(),
+                &s.proj[..na * e],
+                na,
+                &mut s.q[..na * q_dim],
+                &mut s.matmul,
+            );
+        }
         let q = &mut s.q[..na * q_dim];
-        linear(
-            self.model,
-            &lw.attn_q,
-            lw.attn_q_bias.as_deref(),
-            active_norm,
-            na,
-            q,
-            &mut s.matmul,
-        );
         if let (Some(qn), Some(kn)) = (&lw.attn_q_norm, &lw.attn_k_norm) {
             norm_rows_in_place(q, qn, eps);
             norm_rows_in_place(k, kn, eps);
@@ -332,16 +384,27 @@ impl Block<'_> {
         obs.observe("ffn_norm", il, na, norm);
         let gate = &mut s.gate[..na * config.n_ff];
         let up = &mut s.up[..na * config.n_ff];
-        linear(
-            self.model,
-            &lw.ffn_gate,
-            None,
+        let fused = linear_many(
+            &mut [
+                (&lw.ffn_gate, None, &mut *gate),
+                (&lw.ffn_up, None, &mut *up),
+            ],
             norm,
             na,
-            gate,
             &mut s.matmul,
         );
-        linear(self.model, &lw.ffn_up, None, norm, na, up, &mut s.matmul);
+        if !fused {
+            linear(
+                self.model,
+                &lw.ffn_gate,
+                None,
+                norm,
+                na,
+                gate,
+                &mut s.matmul,
+            );
+            linear(self.model, &lw.ffn_up, None, norm, na, up, &mut s.matmul);
+        }
         match self.family().activation {
             Activation::SiluGated => ops::swiglu(gate, up),
             Activation::GeluGated => ops::geglu(gate, up),

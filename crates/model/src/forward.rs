@@ -228,8 +228,19 @@ impl Model {
             return;
         }
         let norm = &scratch.norm[..n_logit_rows * n_embd];
-        let view = self.weights.output.view(&self.file);
-        kernels::matmul(&view, norm, n_logit_rows, logits, &mut scratch.matmul);
+        let output = &self.weights.output;
+        match &output.packed {
+            Some(packed) => {
+                kernels::matmul_packed(packed, norm, n_logit_rows, logits, &mut scratch.matmul)
+            }
+            None => kernels::matmul(
+                &output.view(&self.file),
+                norm,
+                n_logit_rows,
+                logits,
+                &mut scratch.matmul,
+            ),
+        }
         observer.observe("result_output", None, n_logit_rows, logits);
     }
 }

@@ -103,9 +103,18 @@ impl Engine {
             source,
         })?;
         let info = ModelInfo::from_file(&file);
-        let model = Model::load(Arc::clone(&file)).map_err(|source| EngineError::Load {
-            path: path.to_path_buf(),
-            source,
+        let load_options = model::LoadOptions {
+            pack_cache_dir: config.pack_cache_dir.clone(),
+            cache_name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let model = Model::load_with(Arc::clone(&file), &load_options).map_err(|source| {
+            EngineError::Load {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let template = info.chat_format.clone();
         let n_vocab = model.config().n_vocab;

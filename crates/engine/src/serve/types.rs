@@ -22,6 +22,8 @@ pub struct EngineConfig {
     /// Prompt tokens of one sequence evaluated per step (chunked prefill), so a long
     /// prompt does not stall the sequences that are generating.
     pub prefill_chunk: usize,
+    /// Where repacked weights are cached between runs (see `model::LoadOptions`).
+    pub pack_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +35,7 @@ impl Default for EngineConfig {
             max_running: 16,
             max_queue: 64,
             prefill_chunk: 256,
+            pack_cache_dir: None,
         }
     }
 }

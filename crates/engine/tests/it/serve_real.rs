@@ -62,8 +62,14 @@ fn eight_greedy_streams_in_one_batch_match_each_alone() {
         stats.steps_total
     );
 
-    let mut session =
-        Session::load(&path, &SessionOptions { n_ctx: Some(128) }).expect("session loads");
+    let mut session = Session::load(
+        &path,
+        &SessionOptions {
+            n_ctx: Some(128),
+            ..SessionOptions::default()
+        },
+    )
+    .expect("session loads");
     let params = GenerateParams {
         max_tokens: N_TOKENS,
         sampling: SamplerParams::greedy(),

@@ -133,5 +133,6 @@ pub fn config() -> EngineConfig {
         max_running: 4,
         max_queue: 8,
         prefill_chunk: 8,
+        pack_cache_dir: None,
     }
 }
