@@ -11,3 +11,5 @@ for model in smollm2:135m gemma3:270m qwen2.5-coder:0.5b qwen2.5-coder:1.5b; do
     "$slm" pull "$model" >/dev/null
 done
 SLM_TEST_MODELS=1 cargo test --release --workspace
+# slm serve end to end: the official openai and ollama clients, load, the web page.
+SLM_BIN="$slm" bash scripts/test-serve.sh

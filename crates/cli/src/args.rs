@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(test)]
+mod tests;
+
 /// The model used when a command is given none.
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder:0.5b";
 
@@ -42,6 +45,8 @@ pub enum Command {
     Rm(NameArgs),
     /// Measure a model's prompt and generation speed, as llama-bench does.
     Bench(crate::commands::bench::BenchArgs),
+    /// Serve models over HTTP: OpenAI- and Ollama-compatible APIs and a web chat page.
+    Serve(ServeArgs),
 }
 
 /// `slm run`.
@@ -196,4 +201,94 @@ pub struct PerplexityArgs {
 pub struct NameArgs {
     /// A catalog name (like qwen2.5-coder:0.5b); `show` also takes a .gguf path.
     pub name: String,
+}
+
+/// `slm serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Models to serve (catalog names or .gguf paths); the first is the default for requests
+    /// that name none (default qwen2.5-coder:0.5b).
+    #[arg(value_name = "MODEL")]
+    pub models: Vec<String>,
+
+    /// The IP address to listen on; 0.0.0.0 listens on every interface.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// The port to listen on (0: any free port, printed at start).
+    #[arg(long, default_value_t = server::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Require `Authorization: Bearer KEY` on every API route (/health stays open).
+    #[arg(long, env = "SLM_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+
+    /// Requests waiting for a place in the batch, per model; more are answered 429.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_queue: usize,
+
+    /// KV cache size per model (bytes, or with K/M/G/KiB/MiB/GiB); default: enough for
+    /// --parallel full contexts, at most a quarter of the available memory.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub kv_budget: Option<usize>,
+
+    /// Tokens per sequence, prompt and reply (default: min(4096, the model's training
+    /// context)).
+    #[arg(short, long)]
+    pub ctx: Option<usize>,
+
+    /// Sequences generating at once, per model (the running batch).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub parallel: usize,
+
+    /// Compute threads (default: all cores).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+
+    /// The longest a request may run, in seconds; 0: no limit. A request past it ends
+    /// with finish_reason "length".
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub request_timeout: u64,
+
+    /// The largest request body accepted (bytes, or with K/M/G/KiB/MiB/GiB); larger
+    /// bodies are answered 413.
+    #[arg(long, default_value = "4MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// On SIGTERM or Ctrl-C, seconds in-flight requests may go on before they are
+    /// cancelled.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub shutdown_grace: u64,
+}
+
+/// A size in bytes: a number with an optional K, M, G (powers of 1000) or KiB, MiB, GiB
+/// (powers of 1024) suffix.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write it like 512MiB, 2G or 1048576"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}; use K, M, G, KiB, MiB or GiB"
+            ))
+        }
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > usize::MAX as f64 {
+        return Err(format!("{text:?} is not a usable size"));
+    }
+    Ok(bytes as usize)
 }

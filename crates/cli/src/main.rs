@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::store::show(&args.name),
         Command::Rm(args) => commands::store::remove(&args.name),
         Command::Bench(args) => commands::bench::bench(args),
+        Command::Serve(args) => commands::serve::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

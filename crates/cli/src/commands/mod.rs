@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chat;
 pub mod perplexity;
 pub mod run;
+pub mod serve;
 pub mod store;
 pub mod tokenize;
 

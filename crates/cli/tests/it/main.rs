@@ -7,4 +7,5 @@ mod errors;
 mod greedy;
 mod perplexity;
 mod sampling;
+mod serve;
 mod tokenize;

@@ -1,0 +1,175 @@
+//! `POST /v1/chat/completions`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use engine::{Event, FinishReason, Usage};
+use serde_json::{json, Value};
+
+use super::request::ChatRequest;
+use super::{logprobs, sse_data, sse_done, sse_response, usage_json, ResponseMeta};
+use crate::error::ApiError;
+use crate::generation::{self, finish_reason, PromptSource, StreamRender};
+use crate::json::JsonBody;
+use crate::state::AppState;
+
+/// Generates a reply to a conversation, whole or streamed.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let params = request.params()?;
+    let messages = request.engine_messages()?;
+    let served = state.models.get(request.model.as_deref())?;
+    if request.tools.is_some() {
+        tracing::info!("the request's tools are ignored: slm does not call tools yet");
+    }
+    let engine = &served.engine;
+    let prompt = generation::tokenize(engine, PromptSource::Chat(messages)).await?;
+    generation::check_prompt(engine, &prompt, "messages")?;
+    let tickets = generation::submit(engine, &prompt, &params, state.deadline(), "messages")?;
+    let meta = ResponseMeta::new("chatcmpl", &served.spec.name);
+    if request.sampling.stream() {
+        let render = ChatStream {
+            meta,
+            n: params.n,
+            include_usage: request.sampling.include_usage(),
+            usages: vec![Usage::default(); params.n],
+        };
+        return Ok(sse_response(generation::stream_body(tickets, render)));
+    }
+    let finished = generation::collect_all(tickets).await?;
+    let usages: Vec<Usage> = finished.iter().map(|f| f.usage).collect();
+    let choices: Vec<Value> = finished
+        .iter()
+        .enumerate()
+        .map(|(index, f)| {
+            json!({
+                "index": index,
+                "message": { "role": "assistant", "content": f.text, "refusal": null },
+                "logprobs": params.logprobs.map(|_| logprobs::chat(&f.logprobs)),
+                "finish_reason": finish_reason(f.finish),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "system_fingerprint": null,
+        "choices": choices,
+        "usage": usage_json(generation::total_usage(&usages, params.n)),
+    }))
+    .into_response())
+}
+
+/// The chunks of a streamed chat completion.
+struct ChatStream {
+    meta: ResponseMeta,
+    n: usize,
+    include_usage: bool,
+    usages: Vec<Usage>,
+}
+
+impl ChatStream {
+    fn chunk(&self, choices: Value) -> Bytes {
+        let mut chunk = json!({
+            "id": self.meta.id,
+            "object": "chat.completion.chunk",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "system_fingerprint": null,
+            "choices": choices,
+        });
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        sse_data(&chunk)
+    }
+
+    fn delta(&self, index: usize, delta: Value, logprobs: Value, finish: Value) -> Bytes {
+        self.chunk(json!([{
+            "index": index,
+            "delta": delta,
+            "logprobs": logprobs,
+            "finish_reason": finish,
+        }]))
+    }
+}
+
+impl StreamRender for ChatStream {
+    fn start(&mut self) -> Vec<Bytes> {
+        (0..self.n)
+            .map(|index| {
+                let delta = json!({ "role": "assistant", "content": "" });
+                self.delta(index, delta, Value::Null, Value::Null)
+            })
+            .collect()
+    }
+
+    fn event(&mut self, index: usize, event: Event) -> Vec<Bytes> {
+        match event {
+            Event::Token { text, logprob, .. } => {
+                if text.is_empty() && logprob.is_none() {
+                    return Vec::new();
+                }
+                let logprobs = logprob.map_or(
+                    Value::Null,
+                    |lp| json!({ "content": [logprobs::chat_entry(&lp)], "refusal": null }),
+                );
+                vec![self.delta(index, json!({ "content": text }), logprobs, Value::Null)]
+            }
+            Event::Done {
+                finish,
+                usage,
+                text,
+                ..
+            } => {
+                if finish == FinishReason::Cancelled {
+                    return vec![stream_error(ApiError::unavailable(
+                        "the server is shutting down; the request was cancelled",
+                    ))];
+                }
+                if let Some(slot) = self.usages.get_mut(index) {
+                    *slot = usage;
+                }
+                let mut frames = Vec::new();
+                if !text.is_empty() {
+                    let delta = json!({ "content": text });
+                    frames.push(self.delta(index, delta, Value::Null, Value::Null));
+                }
+                let finish = Value::from(finish_reason(Some(finish)));
+                frames.push(self.delta(index, json!({}), Value::Null, finish));
+                frames
+            }
+            Event::Error(message) => vec![stream_error(generation::engine_failure(&message))],
+        }
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        if self.include_usage {
+            let usage = generation::total_usage(&self.usages, self.n);
+            let mut chunk = json!({
+                "id": self.meta.id,
+                "object": "chat.completion.chunk",
+                "created": self.meta.created,
+                "model": self.meta.model,
+                "system_fingerprint": null,
+                "choices": [],
+            });
+            chunk["usage"] = usage_json(usage);
+            frames.push(sse_data(&chunk));
+        }
+        frames.push(sse_done());
+        frames
+    }
+}
+
+/// An error in the middle of a stream: an event with OpenAI's error object (the `openai`
+/// package raises it as an `APIError`).
+pub fn stream_error(error: ApiError) -> Bytes {
+    sse_data(&error.openai_body())
+}
