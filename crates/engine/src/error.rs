@@ -89,4 +89,15 @@ pub enum EngineError {
         /// The vocabulary size.
         n_vocab: usize,
     },
+    /// The engine loop's thread could not be started.
+    #[error("cannot start the engine thread")]
+    Thread(#[source] std::io::Error),
+    /// An engine setting is unusable.
+    #[error("engine setting {setting} is invalid: {reason}")]
+    BadConfig {
+        /// The setting.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
 }

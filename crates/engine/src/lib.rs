@@ -1,8 +1,10 @@
 //! Sessions over a loaded model: sampling, chat templates, generation with stop
-//! sequences, perplexity, benchmarks. The library API that the CLI and the server call.
+//! sequences, perplexity; and [`serve`], the loop that serves many clients at once with
+//! continuous batching over a block KV cache; and [`bench`], speed as llama-bench
+//! measures it. The library API that the CLI and the server call.
 //!
-//! The engine knows nothing of HTTP or terminals: text comes out through callbacks, errors
-//! are [`EngineError`] values.
+//! The engine knows nothing of HTTP or terminals: text comes out through callbacks or
+//! ticket events, errors are [`EngineError`] and [`SubmitError`] values.
 
 pub mod bench;
 pub mod chat;
@@ -11,6 +13,7 @@ mod info;
 pub mod perplexity;
 mod rng;
 pub mod sampler;
+pub mod serve;
 mod session;
 pub mod stop;
 
@@ -18,6 +21,10 @@ pub use chat::{render_chat, Message, Role, TemplateKind};
 pub use error::EngineError;
 pub use info::ModelInfo;
 pub use sampler::{SampleError, Sampler, SamplerParams};
+pub use serve::{
+    EmbedTicket, Embeddings, Engine, EngineConfig, EngineStats, Event, FinishReason, Histogram,
+    Request, SubmitError, Ticket, Timings, TokenLogprob, Usage,
+};
 pub use session::PerplexityResult;
 pub use session::{
     Flow, GenerateParams, Generation, Session, SessionOptions, StopReason, DEFAULT_N_CTX,

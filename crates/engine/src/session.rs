@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gguf::GgufFile;
-use model::{KvCache, Logits, Model, ModelConfig};
+use model::{KvCache, LoadOptions, Logits, Model, ModelConfig};
 use tokenizer::Tokenizer;
 
 use crate::chat::{render_chat, Message, TemplateKind};
@@ -27,6 +27,9 @@ pub struct SessionOptions {
     /// KV cache size in tokens; `None` = min([`DEFAULT_N_CTX`], the model's training
     /// context).
     pub n_ctx: Option<usize>,
+    /// Where repacked weights are cached between runs (see `model::LoadOptions`);
+    /// `None` repacks in memory at every load.
+    pub pack_cache_dir: Option<std::path::PathBuf>,
 }
 
 /// A model ready to generate: weights, tokenizer, chat format and a KV cache.
@@ -75,9 +78,18 @@ impl Session {
             .get("tokenizer.chat_template")
             .and_then(|v| v.as_str())
             .map(str::to_owned);
-        let model = Model::load(Arc::clone(&file)).map_err(|source| EngineError::Load {
-            path: path.to_path_buf(),
-            source,
+        let load_options = LoadOptions {
+            pack_cache_dir: options.pack_cache_dir.clone(),
+            cache_name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let model = Model::load_with(Arc::clone(&file), &load_options).map_err(|source| {
+            EngineError::Load {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let config = model.config();
         let template = TemplateKind::detect(chat_template.as_deref(), &config.architecture);

@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use crate::packed::PackedGemmFn;
 use crate::{scalar, DType};
 
 /// Instruction sets slm has kernels for.
@@ -104,6 +105,11 @@ pub struct Kernels {
     pub isa: Isa,
     /// One entry per type, in [`DType::ALL`] order.
     types: [TypeKernels; DType::ALL.len()],
+    /// The matrix product over packed weights ([`crate::packed`]).
+    pub packed_gemm: PackedGemmFn,
+    /// The same in ggml's lane order, for the 32-value formats and at most
+    /// [`crate::packed::MAX_LANE_TOKENS`] tokens ([`crate::packed::uses_lanes`]).
+    pub packed_gemm_lanes: PackedGemmFn,
 }
 
 impl Kernels {
@@ -128,6 +134,8 @@ impl Kernels {
                 scalar_entry!(Q8_K),
                 scalar_entry!(BF16),
             ],
+            packed_gemm: crate::packed::reference::gemm,
+            packed_gemm_lanes: crate::packed::reference::gemm_lanes,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod dtype;
 pub mod matmul;
 pub mod ops;
+pub mod packed;
 pub mod pool;
 pub mod scalar;
 // AVX-512 intrinsics are stable since Rust 1.89, newer than the declared minimum.
@@ -22,5 +23,6 @@ mod x86;
 
 pub use dispatch::{kernels, Isa, Kernels, TypeKernels};
 pub use dtype::{DType, QK_K};
-pub use matmul::{matmul, MatmulScratch, WeightView};
+pub use matmul::{matmul, matmul_packed, matmul_packed_many, MatmulScratch, WeightView};
+pub use packed::{pack, PackedFormat, PackedMatrix, SharedBytes};
 pub use pool::set_threads;

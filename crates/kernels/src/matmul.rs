@@ -10,7 +10,8 @@
 //! plain split of the rows.
 
 use crate::dispatch::{VecDotFn, VecDotTileFn, TILE_ROWS, TILE_TOKENS};
-use crate::{kernels, pool, DType};
+use crate::packed::{PackedActs, PackedMatrix, GROUP, MAX_TOKENS};
+use crate::{kernels, pool, DType, QK_K};
 
 /// Weight rows walked together; 4 rows of a 4864-column Q8_0 matrix are 20 KiB, which
 /// fits L1 next to one token's activations.
@@ -56,6 +57,24 @@ impl WeightView<'_> {
 #[derive(Debug, Default)]
 pub struct MatmulScratch {
     quantized: Vec<u8>,
+    /// Quantized activations per activation type (Q8_0, Q8_1, Q8_K).
+    acts: [PackedActs; 3],
+}
+
+/// The slot of `act_type` in [`MatmulScratch::acts`].
+fn act_slot(act_type: DType) -> usize {
+    match act_type {
+        DType::Q8_0 => 0,
+        DType::Q8_1 => 1,
+        _ => 2,
+    }
+}
+
+impl MatmulScratch {
+    /// The activations last quantized to `act_type`.
+    pub(crate) fn acts_for(&self, act_type: DType) -> &PackedActs {
+        &self.acts[act_slot(act_type)]
+    }
 }
 
 /// A pointer that threads share to write disjoint parts of one buffer.
@@ -247,4 +266,247 @@ fn quantize_activations(
             unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(t * act_row), act_row) };
         quantize(&x[t * n_cols..(t + 1) * n_cols], row);
     });
+}
+
+/// `out[t * n_rows + r] = dot(w[r], x[t])` over a packed matrix: the activations are
+/// quantized once (to the format's activation type) and every group of rows is read
+/// once per [`TOKEN_TILE`] of tokens, its blocks unpacked once per [`MAX_TOKENS`].
+/// Results do not depend on `n_tokens` (see [`crate::packed`]).
+pub fn matmul_packed(
+    w: &PackedMatrix,
+    x: &[f32], // [n_tokens, n_cols]
+    n_tokens: usize,
+    out: &mut [f32], // [n_tokens, n_rows]
+    scratch: &mut MatmulScratch,
+) {
+    matmul_packed_many(&mut [(w, out)], x, n_tokens, scratch);
+}
+
+/// [`matmul_packed`] of several matrices with the same input (queries, keys and values;
+/// gate and up): the input is quantized once per activation type and all matrices'
+/// rows are shared out to the pool in one go. Each `(w, out)` has `out`
+/// `[n_tokens, w.n_rows()]`; every `w` has `x`'s `n_cols` columns.
+pub fn matmul_packed_many(
+    jobs: &mut [(&PackedMatrix, &mut [f32])],
+    x: &[f32], // [n_tokens, n_cols]
+    n_tokens: usize,
+    scratch: &mut MatmulScratch,
+) {
+    let Some(n_cols) = jobs.first().map(|(w, _)| w.n_cols()) else {
+        return;
+    };
+    assert_eq!(
+        x.len(),
+        n_tokens * n_cols,
+        "matmul: x is not [n_tokens, n_cols]"
+    );
+    let mut total_bytes = 0;
+    for (w, out) in jobs.iter() {
+        assert_eq!(
+            w.n_cols(),
+            n_cols,
+            "matmul: matrices of one input differ in columns"
+        );
+        assert_eq!(
+            out.len(),
+            n_tokens * w.n_rows(),
+            "matmul: out is not [n_tokens, n_rows]"
+        );
+        total_bytes += w.size_bytes();
+    }
+    if n_tokens == 0 {
+        return;
+    }
+    let parallel = total_bytes * n_tokens >= PARALLEL_MIN_WORK;
+    for act_type in [DType::Q8_0, DType::Q8_1, DType::Q8_K] {
+        if jobs.iter().any(|(w, _)| w.format().act_type() == act_type) {
+            quantize_packed_acts(act_type, n_cols, x, n_tokens, scratch, parallel);
+        }
+    }
+    let max_chunks = if parallel {
+        pool::n_threads() * CHUNKS_PER_THREAD
+    } else {
+        1
+    };
+    // Every matrix's groups cut into chunks; chunk `c` of the whole list belongs to the
+    // matrix whose range of chunk numbers holds it.
+    let mut plan = Vec::with_capacity(jobs.len());
+    let mut first_chunk = 0;
+    for (w, out) in jobs.iter_mut() {
+        let share = (max_chunks * w.size_bytes())
+            .div_ceil(total_bytes.max(1))
+            .max(1);
+        let (per, n_chunks) = chunking(w.n_groups(), share, 1);
+        plan.push(Planned {
+            w,
+            out: SharedMut(out.as_mut_ptr()),
+            acts: scratch.acts_for(w.format().act_type()),
+            per,
+            first_chunk,
+        });
+        first_chunk += n_chunks;
+    }
+    let k = kernels();
+    pool::for_each_chunk(first_chunk, |c| {
+        let job = plan
+            .iter()
+            .rev()
+            .find(|p| p.first_chunk <= c)
+            .expect("chunk 0 belongs to the first matrix");
+        let chunk = c - job.first_chunk;
+        let n_groups = job.w.n_groups();
+        let (gemm, tile) = if crate::packed::uses_lanes(job.w.format(), n_tokens) {
+            (k.packed_gemm_lanes, crate::packed::MAX_LANE_TOKENS)
+        } else {
+            (k.packed_gemm, MAX_TOKENS)
+        };
+        job.groups(
+            gemm,
+            tile,
+            chunk * job.per..((chunk + 1) * job.per).min(n_groups),
+            n_tokens,
+        );
+    });
+}
+
+/// One matrix of [`matmul_packed_many`] with its share of the chunks.
+struct Planned<'a> {
+    w: &'a PackedMatrix,
+    out: SharedMut<f32>, // [n_tokens, w.n_rows()]
+    acts: &'a PackedActs,
+    /// Groups per chunk.
+    per: usize,
+    /// Number of this matrix's first chunk in the whole list.
+    first_chunk: usize,
+}
+
+impl Planned<'_> {
+    /// Groups `groups` for every token.
+    fn groups(
+        &self,
+        gemm: crate::packed::PackedGemmFn,
+        tile: usize,
+        groups: std::ops::Range<usize>,
+        n_tokens: usize,
+    ) {
+        let n_rows = self.w.n_rows();
+        let format = self.w.format();
+        let mut buf = [[0.0f32; GROUP]; MAX_TOKENS];
+        for t_start in (0..n_tokens).step_by(TOKEN_TILE) {
+            let t_end = (t_start + TOKEN_TILE).min(n_tokens);
+            for g in groups.clone() {
+                let rows = g * GROUP..(g * GROUP + GROUP).min(n_rows);
+                for t0 in (t_start..t_end).step_by(tile) {
+                    let nt = tile.min(t_end - t0);
+                    gemm(format, self.w.group(g), self.acts, t0, nt, &mut buf);
+                    for (t, row) in buf.iter().enumerate().take(nt) {
+                        let dst = (t0 + t) * n_rows + rows.start;
+                        assert!(dst + rows.len() <= n_tokens * n_rows);
+                        // SAFETY: the range is inside `out` (just checked); rows of group
+                        // `g` belong to this chunk alone; `out` outlives the pool call.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(self.out.get().add(dst), rows.len())
+                        };
+                        dst.copy_from_slice(&row[..rows.len()]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Quantizes `x` to `act_type` and splits the blocks into `scratch.acts`.
+pub(crate) fn quantize_packed_acts(
+    act_type: DType,
+    n_cols: usize,
+    x: &[f32], // [n_tokens, n_cols]
+    n_tokens: usize,
+    scratch: &mut MatmulScratch,
+    parallel: bool,
+) {
+    let act_row = act_type
+        .row_bytes(n_cols)
+        .expect("packed rows are whole blocks of the activation type");
+    scratch.quantized.resize(act_row * n_tokens, 0);
+    quantize_activations(act_type, n_cols, x, &mut scratch.quantized, parallel);
+    let a = &mut scratch.acts[act_slot(act_type)];
+    a.n_cols = n_cols;
+    a.n_tokens = n_tokens;
+    a.qs.resize(n_tokens * n_cols, 0);
+    let nb32 = n_cols / 32;
+    let (n_d, n_sums, n_s) = match act_type {
+        DType::Q8_0 => (nb32, nb32, 0),
+        DType::Q8_1 => (nb32, 0, nb32),
+        _ => (n_cols / QK_K, n_cols / 16, 0),
+    };
+    a.d.resize(n_tokens * n_d, 0.0);
+    a.sums.resize(n_tokens * n_sums, 0);
+    let n_sums4 = if act_type == DType::Q8_0 {
+        n_cols / 4
+    } else {
+        0
+    };
+    a.sums4.resize(n_tokens * n_sums4, 0);
+    let mut sums4 = a.sums4.chunks_exact_mut(n_sums4.max(1));
+    a.s.resize(n_tokens * n_s, 0.0);
+    let rows = scratch.quantized.chunks_exact(act_row);
+    let qs = a.qs.chunks_exact_mut(n_cols);
+    let d = a.d.chunks_exact_mut(n_d.max(1));
+    let mut sums = a.sums.chunks_exact_mut(n_sums.max(1));
+    let mut s = a.s.chunks_exact_mut(n_s.max(1));
+    for ((src, qs), d) in rows.zip(qs).zip(d) {
+        let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+        match act_type {
+            DType::Q8_0 | DType::Q8_1 => {
+                let (head, bytes) = if act_type == DType::Q8_0 {
+                    (2, 34)
+                } else {
+                    (4, 36)
+                };
+                let mut sums4_row = if act_type == DType::Q8_0 {
+                    sums4.next()
+                } else {
+                    None
+                };
+                let mut sums = if act_type == DType::Q8_0 {
+                    sums.next()
+                } else {
+                    None
+                };
+                let mut s = if act_type == DType::Q8_1 {
+                    s.next()
+                } else {
+                    None
+                };
+                for (b, blk) in src.chunks_exact(bytes).enumerate() {
+                    d[b] = f16(&blk[0..2]);
+                    let q: &[i8] = bytemuck::cast_slice(&blk[head..head + 32]);
+                    qs[32 * b..32 * b + 32].copy_from_slice(q);
+                    if let Some(sums) = sums.as_deref_mut() {
+                        sums[b] = q.iter().map(|&v| i32::from(v)).sum();
+                    }
+                    if let Some(sums4) = sums4_row.as_deref_mut() {
+                        for (j, quad) in q.chunks_exact(4).enumerate() {
+                            sums4[8 * b + j] = quad.iter().map(|&v| i32::from(v)).sum();
+                        }
+                    }
+                    if let Some(s) = s.as_deref_mut() {
+                        s[b] = f16(&blk[2..4]);
+                    }
+                }
+            }
+            _ => {
+                let sums = sums.next().expect("one sums row per token");
+                const BYTES: usize = 4 + QK_K + 32;
+                for (b, blk) in src.chunks_exact(BYTES).enumerate() {
+                    d[b] = f32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]);
+                    let q: &[i8] = bytemuck::cast_slice(&blk[4..4 + QK_K]);
+                    qs[QK_K * b..QK_K * (b + 1)].copy_from_slice(q);
+                    for (j, pair) in blk[4 + QK_K..BYTES].chunks_exact(2).enumerate() {
+                        sums[16 * b + j] = i32::from(i16::from_le_bytes([pair[0], pair[1]]));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,21 +1,13 @@
-//! The KV cache: keys (after rope) and values of every cached position, per layer, in f16
-//! as llama.cpp stores them by default.
-//!
-//! The rows are kept as `u16` bit patterns so that a large cache is allocated zeroed by the
-//! allocator (lazily, page by page) instead of written out; they are viewed as `f16`.
+//! The KV cache of one sequence: a [`KvPool`] of one block that spans the whole context,
+//! so its layout is one contiguous run of positions per layer.
 
-use half::f16;
+use crate::kv_pool::{BlockTable, KvPool};
 
 /// Keys and values of one sequence's positions `0..len()`.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    /// Per layer, `[capacity, kv_dim]` keys, f16 bits.
-    k: Vec<Vec<u16>>,
-    /// Per layer, `[capacity, kv_dim]` values, f16 bits.
-    v: Vec<Vec<u16>>,
-    /// Values per cached position and layer (`n_kv_heads * head_dim`).
-    pub(crate) kv_dim: usize,
-    len: usize,
+    pub(crate) pool: KvPool,
+    pub(crate) table: BlockTable,
     capacity: usize,
 }
 
@@ -23,24 +15,25 @@ impl KvCache {
     /// An empty cache of `capacity` positions for `n_layers` layers of `kv_dim` values.
     /// The memory is zeroed, which the allocator hands out lazily.
     pub(crate) fn new(n_layers: usize, kv_dim: usize, capacity: usize) -> KvCache {
-        let size = capacity * kv_dim;
+        let mut pool = KvPool::new(n_layers, kv_dim, capacity.max(1), 1);
+        let mut table = BlockTable::new();
+        pool.reserve(&mut table, capacity)
+            .expect("a one-block pool holds its whole capacity");
         KvCache {
-            k: (0..n_layers).map(|_| vec![0u16; size]).collect(),
-            v: (0..n_layers).map(|_| vec![0u16; size]).collect(),
-            kv_dim,
-            len: 0,
+            pool,
+            table,
             capacity,
         }
     }
 
     /// Cached positions.
     pub fn len(&self) -> usize {
-        self.len
+        self.table.len()
     }
 
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.table.is_empty()
     }
 
     /// Positions the cache can hold.
@@ -50,36 +43,19 @@ impl KvCache {
 
     /// Forgets every position.
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.truncate(0);
     }
 
     /// Keeps the first `n` positions (no-op when `n >= len()`), so a sequence can go on
     /// from a shared prefix.
     pub fn truncate(&mut self, n: usize) {
-        self.len = self.len.min(n);
+        // The one block stays: it is the whole cache.
+        let len = self.table.len().min(n);
+        self.table.truncate_len(len);
     }
 
     /// Bytes the cache holds.
     pub fn size_bytes(&self) -> usize {
-        2 * self.k.len() * self.capacity * self.kv_dim * std::mem::size_of::<f16>()
-    }
-
-    /// Keys and values of layer `layer_idx`, `[capacity, kv_dim]` each.
-    pub(crate) fn layer_mut(&mut self, layer_idx: usize) -> (&mut [f16], &mut [f16]) {
-        (
-            bytemuck::cast_slice_mut(&mut self.k[layer_idx]),
-            bytemuck::cast_slice_mut(&mut self.v[layer_idx]),
-        )
-    }
-
-    /// Layers the cache was made for.
-    pub(crate) fn n_layers(&self) -> usize {
-        self.k.len()
-    }
-
-    /// Marks `n` more positions as cached after the forward pass wrote them.
-    pub(crate) fn advance(&mut self, n: usize) {
-        debug_assert!(self.len + n <= self.capacity);
-        self.len += n;
+        self.pool.size_bytes()
     }
 }

@@ -139,4 +139,22 @@ pub enum ModelError {
     /// The cache was made for another model.
     #[error("the KV cache was made for another model; make one with this model's new_cache")]
     CacheMismatch,
+    /// The KV pool has too few free blocks for the batch.
+    #[error("the KV cache needs {needed} more blocks but only {free} of {total} are free; finish or cancel a sequence first, or give the cache more memory")]
+    KvPoolFull {
+        /// Blocks the batch needs.
+        needed: usize,
+        /// Blocks free.
+        free: usize,
+        /// Blocks in the pool.
+        total: usize,
+    },
+    /// More rows than one batch may hold.
+    #[error("a batch of {n_rows} rows exceeds the limit of {max}; split it into smaller steps")]
+    BatchTooLarge {
+        /// Rows in the batch.
+        n_rows: usize,
+        /// The limit, [`crate::MAX_BATCH`].
+        max: usize,
+    },
 }

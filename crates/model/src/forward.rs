@@ -6,11 +6,11 @@
 //! (after bias, QK-norm and rope), `kqv_out`, `attn_out` (projected, after any post-norm),
 //! `ffn_inp`, `ffn_norm`, `ffn_act` (activation times up), `ffn_out` (after any post-norm),
 //! `l_out`; then `result_norm` and `result_output` (the logits).
-//! In the last layer, rows after `Vcur` are only those whose logits are wanted.
+//! In the last layer, rows after `Vcur` are only those whose output is wanted.
 
-use std::ops::Range;
-
+use crate::batch::{Plan, SeqRows};
 use crate::block::{Block, LayerRows};
+use crate::kv_pool::KvPool;
 use crate::observe::{NoObserver, Observer};
 use crate::scratch::Scratch;
 use crate::{KvCache, Model, ModelError};
@@ -68,15 +68,24 @@ impl Model {
             let out_start = first_out.clamp(chunk_start, chunk_end);
             let chunk_out =
                 &mut out[(out_start - first_out) * n_vocab..(chunk_end - first_out) * n_vocab];
-            self.forward_chunk(
+            let plan = Plan::new(vec![SeqRows {
+                table: &cache.table,
+                rows: 0..chunk_end - chunk_start,
+                first_pos: cache.table.len(),
+                n_out: chunk_end - out_start,
+                hidden: false,
+            }]);
+            self.run_plan(
                 &mut scratch,
-                cache,
+                &mut cache.pool,
                 &tokens[chunk_start..chunk_end],
-                out_start - chunk_start..chunk_end - chunk_start,
+                &plan,
                 chunk_out,
+                &mut [],
                 observer,
             );
-            cache.advance(chunk_end - chunk_start);
+            drop(plan);
+            cache.table.advance(chunk_end - chunk_start);
             chunk_start = chunk_end;
         }
         Ok(())
@@ -92,7 +101,8 @@ impl Model {
         if tokens.is_empty() {
             return Err(ModelError::EmptyBatch);
         }
-        if cache.n_layers() != self.config.n_layers || cache.kv_dim != self.config.kv_dim() {
+        let pool = &cache.pool;
+        if pool.n_layers() != self.config.n_layers || pool.kv_dim() != self.config.kv_dim() {
             return Err(ModelError::CacheMismatch);
         }
         let n_vocab = self.config.n_vocab;
@@ -117,44 +127,42 @@ impl Model {
         }
     }
 
-    /// One chunk of at most [`MAX_BATCH`] tokens; `out_rows` (a suffix of the chunk) get
-    /// logits in `out`.
-    fn forward_chunk(
+    /// One batch of at most [`MAX_BATCH`] rows as `plan` lays them out, the sequences'
+    /// blocks already reserved in `pool`: writes the wanted rows' logits into `logits` and
+    /// hidden states into `hidden`, in sequence order.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_plan(
         &self,
         scratch: &mut Scratch,
-        cache: &mut KvCache,
-        tokens: &[u32],
-        out_rows: Range<usize>,
-        out: &mut [f32], // [out_rows.len(), n_vocab]
+        pool: &mut KvPool,
+        tokens: &[u32], // [n_rows]
+        plan: &Plan,
+        logits: &mut [f32], // [n_logit_rows, n_vocab]
+        hidden: &mut [f32], // [n_hidden_rows, n_embd]
         observer: &mut dyn Observer,
     ) {
         let config = &self.config;
         let n_embd = config.n_embd;
-        let n = tokens.len();
+        let n = plan.n_rows;
         scratch.ensure(config, n);
         self.embed(tokens, &mut scratch.x[..n * n_embd]);
         observer.observe("inp_embd", None, n, &scratch.x[..n * n_embd]);
-        let pos0 = cache.len();
         for (layer_idx, layer) in self.weights.layers.iter().enumerate() {
-            let last = layer_idx + 1 == config.n_layers;
             let rows = LayerRows {
-                n_tokens: n,
-                // Only the rows whose logits are wanted matter after the last layer's
-                // keys and values are cached, as llama.cpp's `inp_out_ids`.
-                active: if last { out_rows.clone() } else { 0..n },
-                pos0,
+                plan,
+                last: layer_idx + 1 == config.n_layers,
             };
             let block = Block {
                 model: self,
                 layer,
                 layer_idx,
             };
-            block.run(scratch, cache, &rows, observer);
+            block.run(scratch, pool, &rows, observer);
         }
-        if out_rows.is_empty() {
+        if plan.out_rows.is_empty() {
             return;
         }
-        self.output(scratch, out_rows, out, observer);
+        self.output(scratch, plan, logits, hidden, observer);
     }
 
     /// Embedding rows of `tokens`, scaled as the family says.
@@ -178,17 +186,19 @@ impl Model {
         }
     }
 
-    /// Final norm and output projection of `rows`.
+    /// Final norm of the wanted rows (the first `plan.out_rows.len()` of the residual
+    /// stream after the last layer), then the output projection of those that want logits.
     fn output(
         &self,
         scratch: &mut Scratch,
-        rows: Range<usize>,
-        out: &mut [f32], // [rows.len(), n_vocab]
+        plan: &Plan,
+        logits: &mut [f32], // [n_logit_rows, n_vocab]
+        hidden: &mut [f32], // [n_hidden_rows, n_embd]
         observer: &mut dyn Observer,
     ) {
         let n_embd = self.config.n_embd;
-        let n_rows = rows.len();
-        let x = &scratch.x[rows.start * n_embd..rows.end * n_embd];
+        let n_rows = plan.out_rows.len();
+        let x = &scratch.x[..n_rows * n_embd];
         let norm = &mut scratch.norm[..n_rows * n_embd];
         for (src, dst) in x.chunks_exact(n_embd).zip(norm.chunks_exact_mut(n_embd)) {
             kernels::ops::rms_norm(
@@ -199,8 +209,38 @@ impl Model {
             );
         }
         observer.observe("result_norm", None, n_rows, norm);
-        let view = self.weights.output.view(&self.file);
-        kernels::matmul(&view, norm, n_rows, out, &mut scratch.matmul);
-        observer.observe("result_output", None, n_rows, out);
+        // Hidden rows are copied out; logit rows are gathered (when the two mix) for
+        // one matmul.
+        let (mut row, mut n_logit_rows, mut hidden_at) = (0, 0, 0);
+        for seq in &plan.seqs {
+            let rows = row * n_embd..(row + seq.n_out) * n_embd;
+            row += seq.n_out;
+            if seq.hidden {
+                hidden[hidden_at..hidden_at + rows.len()].copy_from_slice(&norm[rows.clone()]);
+                hidden_at += rows.len();
+            } else {
+                let dst = n_logit_rows * n_embd;
+                norm.copy_within(rows, dst);
+                n_logit_rows += seq.n_out;
+            }
+        }
+        if n_logit_rows == 0 {
+            return;
+        }
+        let norm = &scratch.norm[..n_logit_rows * n_embd];
+        let output = &self.weights.output;
+        match &output.packed {
+            Some(packed) => {
+                kernels::matmul_packed(packed, norm, n_logit_rows, logits, &mut scratch.matmul)
+            }
+            None => kernels::matmul(
+                &output.view(&self.file),
+                norm,
+                n_logit_rows,
+                logits,
+                &mut scratch.matmul,
+            ),
+        }
+        observer.observe("result_output", None, n_logit_rows, logits);
     }
 }

@@ -5,18 +5,23 @@
 //! differently — rope layout, biases, QK-norm, post-norms, activation, scales, sliding
 //! window, tensor names. [`Model::load`] reads the hyperparameters ([`ModelConfig`]),
 //! checks every tensor's shape, type and size and keeps the weights in the mapped file.
-//! [`Model::forward`] runs a batch of tokens through the stack, appending to a
-//! [`KvCache`], and writes the logits of the rows asked for.
+//! [`Model::forward_batch`] runs the rows of many sequences through the stack in one pass,
+//! appending their keys and values to their blocks of a [`KvPool`], and writes the logits
+//! (or hidden states) of the rows asked for; [`Model::forward`] is its one-sequence case
+//! over a [`KvCache`].
 //!
 //! This crate does not sample, schedule or parse text.
 
+mod batch;
 mod block;
 mod cache;
 mod config;
 mod error;
 pub mod family;
 mod forward;
+mod kv_pool;
 mod observe;
+mod packcache;
 mod scratch;
 mod weights;
 
@@ -27,11 +32,13 @@ use std::sync::{Arc, Mutex};
 
 use gguf::GgufFile;
 
+pub use batch::{BatchOutput, Output, SeqInput};
 pub use cache::KvCache;
 pub use config::{LayerConfig, ModelConfig};
 pub use error::ModelError;
 pub use family::Family;
 pub use forward::{Logits, MAX_BATCH};
+pub use kv_pool::{BlockTable, KvPool};
 pub use observe::Observer;
 
 use scratch::Scratch;
@@ -44,6 +51,8 @@ pub struct Model {
     family: Family,
     config: ModelConfig,
     weights: Weights,
+    /// Bytes of the repacked weight copies.
+    repacked_bytes: usize,
     /// Activations of a batch, reused by every forward call (one call at a time).
     scratch: Mutex<Scratch>,
 }
@@ -52,6 +61,11 @@ impl Model {
     /// Binds the model in `file`: finds its family, reads and checks its hyperparameters
     /// and every tensor. Nothing is copied but the small norm and bias vectors.
     pub fn load(file: Arc<GgufFile>) -> Result<Model, ModelError> {
+        Model::load_with(file, &LoadOptions::default())
+    }
+
+    /// [`Model::load`] with options: where to keep repacked weights between runs.
+    pub fn load_with(file: Arc<GgufFile>, options: &LoadOptions) -> Result<Model, ModelError> {
         let architecture = file
             .get("general.architecture")
             .and_then(|v| v.as_str())
@@ -73,8 +87,13 @@ impl Model {
             })?;
         let token_embd = weights::token_embd(&mut binder, &family, n_embd)?;
         let mut config = ModelConfig::from_metadata(&file, &family, token_embd.n_rows)?;
-        let weights = weights::bind(&mut binder, &family, &config, token_embd)?;
+        let mut weights = weights::bind(&mut binder, &family, &config, token_embd)?;
         binder.finish()?;
+        let repacked_bytes = if repack_enabled() {
+            repack(&file, &mut weights, options)
+        } else {
+            0
+        };
         config.n_params = file.tensors().iter().map(|t| t.n_elements()).sum();
         config.tensor_types = tensor_type_counts(&file);
         tracing::debug!(
@@ -88,8 +107,15 @@ impl Model {
             family,
             config,
             weights,
+            repacked_bytes,
             scratch: Mutex::new(Scratch::default()),
         })
+    }
+
+    /// Bytes of the weight copies repacked at load for the matmul kernels (0 when
+    /// repacking is off: `SLM_REPACK=0`).
+    pub fn repacked_bytes(&self) -> usize {
+        self.repacked_bytes
     }
 
     /// Dimensions and hyperparameters.
@@ -125,4 +151,68 @@ fn tensor_type_counts(file: &GgufFile) -> Vec<(String, usize)> {
     }
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     counts
+}
+
+/// Whether weights are repacked at load (the default); `SLM_REPACK=0` keeps the file's
+/// layout only, which saves the copies' memory at the cost of speed.
+fn repack_enabled() -> bool {
+    std::env::var_os("SLM_REPACK").is_none_or(|v| v != "0")
+}
+
+/// How [`Model::load_with`] treats repacked weights.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// A directory for a cache of the repacked weights: read when it matches the model
+    /// file, written (and older caches of `cache_name` removed) when not. `None`: repack
+    /// in memory at every load.
+    pub pack_cache_dir: Option<std::path::PathBuf>,
+    /// The cache file's name stem (the model's name), kept to a safe file name.
+    pub cache_name: String,
+}
+
+/// Repacks the weights, through the cache when `options` names one; returns the bytes
+/// the packed copies take.
+fn repack(file: &GgufFile, weights: &mut Weights, options: &LoadOptions) -> usize {
+    let start = std::time::Instant::now();
+    let cache = options.pack_cache_dir.as_ref().map(|dir| {
+        let name: String = options
+            .cache_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let key = packcache::key(file, weights);
+        (
+            dir.clone(),
+            name.clone(),
+            packcache::path(dir, &name, key),
+            key,
+        )
+    });
+    if let Some((_, _, path, key)) = &cache {
+        if let Some(bytes) = packcache::load(path, *key, weights) {
+            tracing::debug!(path = %path.display(), mib = bytes >> 20, ms = start.elapsed().as_millis() as u64, "repacked weights mapped from the cache");
+            return bytes;
+        }
+    }
+    let bytes = weights.pack(file);
+    tracing::debug!(
+        mib = bytes >> 20,
+        ms = start.elapsed().as_millis() as u64,
+        "weights repacked"
+    );
+    if let Some((dir, name, path, key)) = &cache {
+        match packcache::save(path, *key, weights) {
+            Ok(()) => packcache::remove_stale(dir, name, path),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the repacked-weights cache; the next load repacks again")
+            }
+        }
+    }
+    bytes
 }

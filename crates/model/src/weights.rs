@@ -2,14 +2,16 @@
 //! and size, and refusing files with tensors the family does not use.
 
 use gguf::{GgufFile, TensorInfo};
-use kernels::{kernels, DType, WeightView};
+use std::sync::Arc;
+
+use kernels::{kernels, DType, PackedMatrix, WeightView};
 
 use crate::config::ModelConfig;
 use crate::family::{Family, Need, Output, TensorNames};
 use crate::ModelError;
 
 /// A weight matrix in the mapped file: `n_rows` rows of `n_cols` values.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Matrix {
     /// Index into the file's tensor list.
     tensor: usize,
@@ -18,6 +20,8 @@ pub(crate) struct Matrix {
     pub n_cols: usize,
     /// Bytes of one row.
     pub row_bytes: usize,
+    /// The copy repacked for the matmul kernels, when the type has a packed layout.
+    pub packed: Option<Arc<PackedMatrix>>,
 }
 
 impl Matrix {
@@ -172,6 +176,7 @@ impl<'f> Binder<'f> {
                 n_rows,
                 n_cols,
                 row_bytes,
+                packed: None,
             }))
     }
 
@@ -272,7 +277,7 @@ pub(crate) fn bind(
         family.output,
     ) {
         (Some(m), _) => m,
-        (None, Output::TiedWhenAbsent) => token_embd,
+        (None, Output::TiedWhenAbsent) => token_embd.clone(),
         (None, Output::Own) => return Err(binder.missing(&output_name)),
     };
     let rope_freqs = binder.needed_vector(
@@ -341,4 +346,37 @@ fn bind_layer(
         ffn_down: binder.matrix(&weight(names.ffn_down), n_ff, n_embd)?,
         post_ffw_norm: binder.needed_vector(&weight(names.post_ffw_norm), n_embd, post_norm)?,
     })
+}
+
+impl Weights {
+    /// Every matrix a forward pass multiplies by (not the embedding lookup table).
+    pub(crate) fn matmul_matrices(&mut self) -> impl Iterator<Item = &mut Matrix> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.attn_q,
+                    &mut l.attn_k,
+                    &mut l.attn_v,
+                    &mut l.attn_output,
+                    &mut l.ffn_gate,
+                    &mut l.ffn_up,
+                    &mut l.ffn_down,
+                ]
+            })
+            .chain(std::iter::once(&mut self.output))
+    }
+
+    /// Repacks every matrix whose type has a packed layout; returns the bytes the
+    /// copies take.
+    pub fn pack(&mut self, file: &GgufFile) -> usize {
+        let mut bytes = 0;
+        for m in self.matmul_matrices() {
+            if let Some(packed) = kernels::pack(&m.view(file)) {
+                bytes += packed.size_bytes();
+                m.packed = Some(Arc::new(packed));
+            }
+        }
+        bytes
+    }
 }

@@ -219,12 +219,37 @@ impl Store {
         };
         let path = self.path_of(name).ok_or_else(not_installed)?;
         fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+        self.remove_packed(&path);
         let manifest = manifest::manifest_path(&path);
         match fs::remove_file(&manifest) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
                 Err(StoreError::io("remove", &manifest)(e))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Where runtimes keep weights repacked from the store's models (`packed/`), named
+    /// `<model stem>-<key>.slmpack`.
+    pub fn packed_dir(&self) -> PathBuf {
+        self.root().join("packed")
+    }
+
+    /// Removes the repacked-weight caches of the model file `path` (best effort: they are
+    /// rebuilt when needed).
+    fn remove_packed(&self, path: &Path) {
+        let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(self.packed_dir()) else {
+            return;
+        };
+        let prefix = format!("{stem}-");
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && name.ends_with(".slmpack") {
+                let _ = fs::remove_file(entry.path());
+            }
         }
     }
 

@@ -27,6 +27,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         &path,
         &SessionOptions {
             n_ctx: args.runtime.ctx,
+            pack_cache_dir: super::pack_cache_dir(),
         },
     )
     .with_context(|| format!("cannot load model {}", args.model))?;

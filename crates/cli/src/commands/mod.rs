@@ -23,6 +23,17 @@ pub fn resolve_model(name_or_path: &str) -> Result<PathBuf> {
         .with_context(|| format!("cannot find model {name_or_path}"))
 }
 
+/// Where repacked weights are cached: `packed/` in the model store (`SLM_PACK_CACHE=0`
+/// turns the cache off).
+pub fn pack_cache_dir() -> Option<PathBuf> {
+    if std::env::var_os("SLM_PACK_CACHE").is_some_and(|v| v == "0") {
+        return None;
+    }
+    ::store::Store::open_default()
+        .ok()
+        .map(|store| store.packed_dir())
+}
+
 /// Sizes the compute pool when asked to.
 pub fn set_threads(threads: Option<usize>) {
     if let Some(n) = threads {

@@ -32,6 +32,7 @@ pub fn perplexity(args: PerplexityArgs) -> Result<()> {
         &path,
         &SessionOptions {
             n_ctx: Some(args.ctx),
+            pack_cache_dir: super::pack_cache_dir(),
         },
     )
     .with_context(|| format!("cannot load model {}", args.model))?;

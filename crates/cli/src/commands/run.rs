@@ -26,6 +26,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         &path,
         &SessionOptions {
             n_ctx: args.runtime.ctx,
+            pack_cache_dir: super::pack_cache_dir(),
         },
     )
     .with_context(|| format!("cannot load model {model}"))?;

@@ -1,4 +1,8 @@
-//! Sessions on a real model (SmolLM2 135M): cache reuse across turns, limits, stop strings.
-//! Run only with SLM_TEST_MODELS=1.
+//! Integration tests of the engine: sessions on a real model, the serving loop on a tiny
+//! synthetic model and on real models (when `SLM_TEST_MODELS=1`).
 
+mod common;
+mod serve;
+mod serve_real;
 mod session;
+mod tiny;

@@ -24,7 +24,14 @@ fn smollm2() -> Session {
         "model file {} is missing; run: slm pull smollm2:135m",
         path.display()
     );
-    Session::load(&path, &SessionOptions { n_ctx: Some(256) }).expect("the model loads")
+    Session::load(
+        &path,
+        &SessionOptions {
+            n_ctx: Some(256),
+            ..SessionOptions::default()
+        },
+    )
+    .expect("the model loads")
 }
 
 fn greedy(max_tokens: usize) -> GenerateParams {

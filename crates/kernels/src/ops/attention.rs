@@ -80,21 +80,102 @@ pub fn attention(
     first_pos: usize,
     out: &mut [f32], // [n_tokens, n_heads * head_dim]
 ) {
+    let q_dim = params.n_heads * params.head_dim;
+    let kv_dim = params.n_kv_heads * params.head_dim;
+    assert!(q_dim > 0 && kv_dim > 0);
+    assert_eq!(q.len() % q_dim, 0);
+    let n_tokens = q.len() / q_dim;
+    // The contiguous cache is one block holding every position.
+    let seq = AttentionSeq {
+        kv: KvBlocks {
+            k,
+            v,
+            blocks: &[0],
+            block_tokens: (k.len() / kv_dim).max(1),
+        },
+        rows: 0..n_tokens,
+        first_pos,
+    };
+    attention_batch(params, q, &[seq], out);
+}
+
+/// The keys and values of one sequence, in blocks of `block_tokens` positions taken from
+/// a shared store: position `p` lives at row
+/// `blocks[p / block_tokens] * block_tokens + p % block_tokens` of `k` and `v`.
+#[derive(Debug, Clone, Copy)]
+pub struct KvBlocks<'a> {
+    /// Keys of the whole store.
+    pub k: &'a [f16], // [n_store_blocks * block_tokens, n_kv_heads * head_dim]
+    /// Values of the whole store.
+    pub v: &'a [f16], // [n_store_blocks * block_tokens, n_kv_heads * head_dim]
+    /// The sequence's blocks, in position order.
+    pub blocks: &'a [u32],
+    /// Positions per block.
+    pub block_tokens: usize,
+}
+
+impl KvBlocks<'_> {
+    /// Where position `pos`'s row starts in `k` and `v`.
+    fn row_start(&self, pos: usize, kv_dim: usize) -> usize {
+        let block = self.blocks[pos / self.block_tokens] as usize;
+        (block * self.block_tokens + pos % self.block_tokens) * kv_dim
+    }
+}
+
+/// One sequence of a batched attention call: its queries are rows `rows` of `q` (and of
+/// `out`), the first at position `first_pos`.
+#[derive(Debug, Clone)]
+pub struct AttentionSeq<'a> {
+    /// The sequence's cached keys and values, holding every position up to
+    /// `first_pos + rows.len() - 1`.
+    pub kv: KvBlocks<'a>,
+    /// Its query rows; sequences' rows are ascending and do not overlap.
+    pub rows: Range<usize>,
+    /// Position of its first query row.
+    pub first_pos: usize,
+}
+
+/// Attention of several sequences' queries, each over its own keys and values, as one
+/// job on the compute pool. A query's result does not depend on the other sequences nor
+/// on how the work is cut: tiles of keys start at multiples of [`KV_TILE`] positions.
+pub fn attention_batch(
+    params: &AttentionParams,
+    q: &[f32], // [n_rows, n_heads * head_dim]
+    seqs: &[AttentionSeq],
+    out: &mut [f32], // [n_rows, n_heads * head_dim]
+) {
     let head_dim = params.head_dim;
     let q_dim = params.n_heads * head_dim;
     let kv_dim = params.n_kv_heads * head_dim;
     assert!(params.n_kv_heads > 0 && params.n_heads.is_multiple_of(params.n_kv_heads));
     assert_eq!(q.len(), out.len());
     assert_eq!(q.len() % q_dim, 0);
-    let n_tokens = q.len() / q_dim;
-    assert!(k.len() >= (first_pos + n_tokens) * kv_dim);
-    assert_eq!(k.len(), v.len());
-    if n_tokens == 0 {
+    let n_rows = q.len() / q_dim;
+    let mut rows_end = 0;
+    let mut work = 0usize;
+    let mut n_blocks = 0;
+    for seq in seqs {
+        // Disjoint rows keep the tasks' output slots disjoint.
+        assert!(seq.rows.start >= rows_end && seq.rows.end >= seq.rows.start);
+        rows_end = seq.rows.end;
+        let kv = &seq.kv;
+        assert!(kv.block_tokens > 0);
+        assert_eq!(kv.k.len(), kv.v.len());
+        let n_positions = seq.first_pos + seq.rows.len();
+        assert!(kv.blocks.len() * kv.block_tokens >= n_positions);
+        let store_blocks = kv.k.len() / (kv.block_tokens * kv_dim);
+        let used_blocks = n_positions.div_ceil(kv.block_tokens);
+        assert!(kv.blocks[..used_blocks]
+            .iter()
+            .all(|&b| (b as usize) < store_blocks));
+        work += seq.rows.len() * params.n_heads * n_positions * head_dim;
+        n_blocks += seq.rows.len().div_ceil(TOKEN_BLOCK);
+    }
+    assert!(rows_end <= n_rows);
+    if n_blocks == 0 {
         return;
     }
     let group = params.n_heads / params.n_kv_heads;
-    let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
-    let work = n_tokens * params.n_heads * (first_pos + n_tokens) * head_dim;
     let parallel = work >= PARALLEL_MIN_WORK;
     // With too few (head, block) tasks to keep the pool busy (decoding, few key/value
     // heads), a group's query heads are split over tasks too.
@@ -104,21 +185,33 @@ pub fn attention(
         .clamp(1, group);
     let heads_per_task = group.div_ceil(splits);
     let splits = group.div_ceil(heads_per_task);
-    let n_tasks = params.n_kv_heads * splits * n_blocks;
+    // The first task of each sequence, and the end of the last.
+    let tasks_per_block = params.n_kv_heads * splits;
+    let mut first_task = Vec::with_capacity(seqs.len() + 1);
+    let mut n_tasks = 0;
+    for seq in seqs {
+        first_task.push(n_tasks);
+        n_tasks += seq.rows.len().div_ceil(TOKEN_BLOCK) * tasks_per_block;
+    }
     let shared = SharedOut(out.as_mut_ptr());
     let run_task = |task: usize| {
-        let block = task % n_blocks;
-        let kv_head = task / n_blocks / splits;
-        let split = task / n_blocks % splits;
+        let seq_idx = first_task.partition_point(|&t| t <= task) - 1;
+        let seq = &seqs[seq_idx];
+        let task = task - first_task[seq_idx];
+        let seq_blocks = seq.rows.len().div_ceil(TOKEN_BLOCK);
+        let block = task % seq_blocks;
+        let kv_head = task / seq_blocks / splits;
+        let split = task / seq_blocks % splits;
         let first_head = kv_head * group + split * heads_per_task;
         let last_head = (first_head + heads_per_task).min((kv_head + 1) * group);
-        let tokens = block * TOKEN_BLOCK..((block + 1) * TOKEN_BLOCK).min(n_tokens);
+        let start = seq.rows.start + block * TOKEN_BLOCK;
+        let tokens = start..(start + TOKEN_BLOCK).min(seq.rows.end);
         let mut task = Task {
             params,
             q,
-            k,
-            v,
-            first_pos,
+            kv: seq.kv,
+            first_row: seq.rows.start,
+            first_pos: seq.first_pos,
             kv_head,
             heads: first_head..last_head,
             tokens,
@@ -147,12 +240,13 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// The queries of some heads of one key/value head, for a block of tokens.
+/// The queries of some heads of one key/value head, for a block of one sequence's tokens.
 struct Task<'a> {
     params: &'a AttentionParams,
     q: &'a [f32],
-    k: &'a [f16],
-    v: &'a [f16],
+    kv: KvBlocks<'a>,
+    /// The sequence's first query row, at position `first_pos`.
+    first_row: usize,
     first_pos: usize,
     kv_head: usize,
     heads: Range<usize>,
@@ -172,6 +266,11 @@ impl Task<'_> {
         unsafe { std::slice::from_raw_parts_mut(self.out.get().add(at), head_dim) }
     }
 
+    /// The position of query row `token`.
+    fn pos(&self, token: usize) -> usize {
+        self.first_pos + (token - self.first_row)
+    }
+
     fn run(&mut self, s: &mut Scratch) {
         let p = self.params;
         let head_dim = p.head_dim;
@@ -189,22 +288,21 @@ impl Task<'_> {
                 self.out_head(token, head).fill(0.0);
             }
         }
-        let span =
-            p.visible(self.first_pos + self.tokens.start).start..self.first_pos + self.tokens.end;
+        let span = p.visible(self.pos(self.tokens.start)).start..self.pos(self.tokens.end);
         // Tiles start at multiples of KV_TILE, so a query meets the same tiles (and the
         // same rounding) whether it comes alone or in a batch.
         let mut tile_start = span.start / KV_TILE * KV_TILE;
         while tile_start < span.end {
             let tile = tile_start.max(span.start)..(tile_start + KV_TILE).min(span.end);
             for (i, pos) in tile.clone().enumerate() {
-                let at = pos * kv_dim + self.kv_head * head_dim;
+                let at = self.kv.row_start(pos, kv_dim) + self.kv_head * head_dim;
                 let dst = i * head_dim..(i + 1) * head_dim;
-                self.k[at..at + head_dim].convert_to_f32_slice(&mut s.k[dst.clone()]);
-                self.v[at..at + head_dim].convert_to_f32_slice(&mut s.v[dst]);
+                self.kv.k[at..at + head_dim].convert_to_f32_slice(&mut s.k[dst.clone()]);
+                self.kv.v[at..at + head_dim].convert_to_f32_slice(&mut s.v[dst]);
             }
             let mut query = 0;
             for token in self.tokens.clone() {
-                let visible = p.visible(self.first_pos + token);
+                let visible = p.visible(self.pos(token));
                 let seen = visible.start.max(tile.start)..visible.end.min(tile.end);
                 for head in self.heads.clone() {
                     if !seen.is_empty() {
@@ -334,3 +432,6 @@ pub fn attention_row(
         *o *= inv;
     }
 }
+
+#[cfg(test)]
+mod tests;

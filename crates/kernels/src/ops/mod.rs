@@ -16,7 +16,9 @@ mod rope;
 mod softmax;
 
 pub use activation::{geglu, gelu, gelu_exact, silu, swiglu};
-pub use attention::{attention, attention_row, AttentionParams};
+pub use attention::{
+    attention, attention_batch, attention_row, AttentionParams, AttentionSeq, KvBlocks,
+};
 pub use norm::{rms_norm, rms_norm_in_place};
 pub use rope::{Rope, RopeStyle};
 pub use softmax::softmax;

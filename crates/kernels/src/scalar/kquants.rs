@@ -116,7 +116,7 @@ fn q5_k_quants(block: &BlockQ5_K) -> [u8; QK_K] {
 }
 
 /// The 256 quants of a Q6_K block, `-32..=31`, in value order.
-fn q6_k_quants(block: &BlockQ6_K) -> [i8; QK_K] {
+pub(crate) fn q6_k_quants(block: &BlockQ6_K) -> [i8; QK_K] {
     let mut q = [0i8; QK_K];
     for (half, q) in q.chunks_exact_mut(128).enumerate() {
         let ql = &block.ql[64 * half..64 * half + 64];

@@ -11,6 +11,8 @@ mod common;
 mod dot_float;
 mod dot_k;
 mod dot_legacy;
+mod packed256;
+mod packed512;
 mod quantize;
 mod tile;
 mod tile_k;
@@ -236,6 +238,8 @@ pub(crate) fn install_avx2(k: &mut Kernels) -> bool {
         return false;
     }
     avx2::install(k);
+    k.packed_gemm = packed256::gemm;
+    k.packed_gemm_lanes = packed256::gemm_lanes;
     true
 }
 
@@ -246,5 +250,7 @@ pub(crate) fn install_avx512(k: &mut Kernels) -> bool {
         return false;
     }
     avx512::install(k);
+    k.packed_gemm = packed512::gemm;
+    k.packed_gemm_lanes = packed512::gemm_lanes;
     true
 }

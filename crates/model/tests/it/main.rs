@@ -5,5 +5,7 @@
 mod batch;
 mod golden;
 mod load;
+mod packcache;
+mod pool;
 mod real;
 mod tiny;

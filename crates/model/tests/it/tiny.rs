@@ -142,6 +142,44 @@ impl Tiny {
             .unwrap_or_else(|| panic!("tiny model has no tensor {name}"))
     }
 
+    /// Converts every matrix but the embeddings to `ggml_type` (a quantized type whose
+    /// blocks divide the rows), so the loader repacks them.
+    pub fn quantize_matrices(&mut self, dtype: kernels::DType) {
+        for t in self.tensors.iter_mut() {
+            if t.dims.len() != 2 || t.name.starts_with("token_embd") {
+                continue;
+            }
+            let values: Vec<f32> = t
+                .data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let n_cols = t.dims[0] as usize;
+            let row_bytes = dtype.row_bytes(n_cols).expect("whole blocks");
+            let mut data = vec![0u8; row_bytes * values.len() / n_cols];
+            for (src, dst) in values
+                .chunks_exact(n_cols)
+                .zip(data.chunks_exact_mut(row_bytes))
+            {
+                kernels::kernels().quantize_row(dtype, src, dst);
+            }
+            t.type_id = dtype as u32;
+            t.data = data;
+        }
+    }
+
+    /// Writes the model as a GGUF file at `path`.
+    pub fn write(&self, path: &std::path::Path) {
+        let mut writer = GgufWriter::new();
+        for (key, value) in &self.metadata {
+            writer.add_metadata(key.clone(), value.clone());
+        }
+        for t in &self.tensors {
+            writer.add_tensor_with_type_id(t.name.clone(), t.type_id, &t.dims, t.data.clone());
+        }
+        std::fs::write(path, writer.to_bytes()).expect("temporary files are writable");
+    }
+
     pub fn remove(&mut self, name: &str) {
         self.tensors.retain(|t| t.name != name);
     }

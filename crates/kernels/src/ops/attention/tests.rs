@@ -1,0 +1,126 @@
+//! Attention over blocks and batches of sequences gives exactly what the contiguous,
+//! one-sequence call gives: the same tiles, the same arithmetic.
+
+use half::f16;
+
+use super::*;
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn halves(n: usize, seed: u64) -> Vec<f16> {
+    values(n, seed).into_iter().map(f16::from_f32).collect()
+}
+
+/// One sequence of a test: its contiguous keys and values, queries and first position.
+struct Seq {
+    k: Vec<f16>, // [n_positions, kv_dim]
+    v: Vec<f16>, // [n_positions, kv_dim]
+    q: Vec<f32>, // [n_tokens, q_dim]
+    first_pos: usize,
+}
+
+/// Copies every sequence's positions into blocks of a shared store, in a scrambled
+/// block order; returns the store's keys, values and each sequence's block list.
+fn scatter(
+    seqs: &[Seq],
+    kv_dim: usize,
+    block_tokens: usize,
+) -> (Vec<f16>, Vec<f16>, Vec<Vec<u32>>) {
+    let n_blocks: usize = seqs
+        .iter()
+        .map(|s| (s.k.len() / kv_dim).div_ceil(block_tokens))
+        .sum::<usize>()
+        + 3;
+    // Blocks handed out last first, so no sequence's blocks are in store order.
+    let mut order: Vec<u32> = (0..n_blocks as u32).rev().collect();
+    let mut k = vec![f16::from_f32(9.0); n_blocks * block_tokens * kv_dim];
+    let mut v = k.clone();
+    let mut tables = Vec::new();
+    for seq in seqs {
+        let n_positions = seq.k.len() / kv_dim;
+        let table: Vec<u32> = order.drain(..n_positions.div_ceil(block_tokens)).collect();
+        for pos in 0..n_positions {
+            let block = table[pos / block_tokens] as usize;
+            let at = (block * block_tokens + pos % block_tokens) * kv_dim;
+            k[at..at + kv_dim].copy_from_slice(&seq.k[pos * kv_dim..(pos + 1) * kv_dim]);
+            v[at..at + kv_dim].copy_from_slice(&seq.v[pos * kv_dim..(pos + 1) * kv_dim]);
+        }
+        tables.push(table);
+    }
+    (k, v, tables)
+}
+
+#[test]
+fn a_batch_over_blocks_equals_each_sequence_alone() {
+    let (n_heads, n_kv_heads, head_dim) = (8, 2, 32);
+    let (q_dim, kv_dim) = (n_heads * head_dim, n_kv_heads * head_dim);
+    // A long prefill, a decode deep in its context, a short prompt, a first token.
+    let shapes = [(150, 20), (200, 199), (9, 0), (1, 0)];
+    let seqs: Vec<Seq> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(n_positions, first_pos))| Seq {
+            k: halves(n_positions * kv_dim, 10 + i as u64),
+            v: halves(n_positions * kv_dim, 20 + i as u64),
+            q: values((n_positions - first_pos) * q_dim, 30 + i as u64),
+            first_pos,
+        })
+        .collect();
+    for window in [None, Some(40)] {
+        let params = AttentionParams {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            scale: 0.2,
+            window,
+        };
+        let alone: Vec<Vec<f32>> = seqs
+            .iter()
+            .map(|s| {
+                let mut out = vec![0.0; s.q.len()];
+                attention(&params, &s.q, &s.k, &s.v, s.first_pos, &mut out);
+                out
+            })
+            .collect();
+        for block_tokens in [16, 32, 48, 64] {
+            let (k, v, tables) = scatter(&seqs, kv_dim, block_tokens);
+            let q: Vec<f32> = seqs.iter().flat_map(|s| s.q.iter().copied()).collect();
+            let mut row = 0;
+            let batch: Vec<AttentionSeq> = seqs
+                .iter()
+                .zip(&tables)
+                .map(|(s, table)| {
+                    let n = s.q.len() / q_dim;
+                    row += n;
+                    AttentionSeq {
+                        kv: KvBlocks {
+                            k: &k,
+                            v: &v,
+                            blocks: table,
+                            block_tokens,
+                        },
+                        rows: row - n..row,
+                        first_pos: s.first_pos,
+                    }
+                })
+                .collect();
+            let mut out = vec![0.0; q.len()];
+            attention_batch(&params, &q, &batch, &mut out);
+            let expected: Vec<f32> = alone.iter().flatten().copied().collect();
+            assert!(
+                out == expected,
+                "blocks of {block_tokens}, window {window:?}: the batch differs"
+            );
+        }
+    }
+}
