@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gguf::GgufFile;
-use model::{KvCache, Logits, Model};
+use model::{KvCache, LoadOptions, Logits, Model};
 
 use crate::error::EngineError;
 
@@ -43,6 +43,9 @@ pub struct BenchOptions {
     pub repetitions: usize,
     /// Measure the read bandwidth after the tests, to compute the generation bound.
     pub bandwidth: bool,
+    /// Where repacked weights are cached between runs (see `model::LoadOptions`), as
+    /// for a session; `None` repacks in memory, which the load time then includes.
+    pub pack_cache_dir: Option<PathBuf>,
 }
 
 impl Default for BenchOptions {
@@ -54,6 +57,7 @@ impl Default for BenchOptions {
             depth: 0,
             repetitions: 5,
             bandwidth: true,
+            pack_cache_dir: None,
         }
     }
 }
@@ -128,7 +132,8 @@ pub struct BenchResult {
     pub peak_rss_bytes: Option<u64>,
     /// Bytes of the KV cache the run allocated (`max(P, D + N)` positions).
     pub kv_cache_bytes: u64,
-    /// Bytes the loader copied weights into for faster kernels (0: none repacked).
+    /// Bytes of the weight copies the loader repacked for the kernels (in memory, or
+    /// mapped from the repacked-weights cache); 0 when repacking is off.
     pub repacked_bytes: u64,
     /// Weight bytes every generated token reads (see [`weight_bytes_per_token`]).
     pub weight_bytes_per_token: u64,
@@ -181,10 +186,18 @@ pub fn run_bench(
         path: path.to_path_buf(),
         source,
     })?);
-    let model = Model::load(Arc::clone(&file)).map_err(|source| EngineError::Load {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let load_options = LoadOptions {
+        pack_cache_dir: options.pack_cache_dir.clone(),
+        cache_name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let model =
+        Model::load_with(Arc::clone(&file), &load_options).map_err(|source| EngineError::Load {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
     progress(BenchEvent::Loaded { load_ms });
     let config = model.config();
@@ -233,8 +246,12 @@ pub fn run_bench(
         load_ms,
         peak_rss_bytes,
         kv_cache_bytes: cache.size_bytes() as u64,
-        repacked_bytes: repacked_bytes(&model),
-        weight_bytes_per_token: weight_bytes_per_token(&file, model.family()),
+        repacked_bytes: model.repacked_bytes() as u64,
+        weight_bytes_per_token: weight_bytes_per_token(
+            &file,
+            model.family(),
+            model.repacked_bytes() as u64,
+        ),
         kv_bytes_per_token: kv_bytes_per_token(
             &windows,
             config.kv_dim(),
@@ -243,12 +260,6 @@ pub fn run_bench(
         ),
         bandwidth,
     })
-}
-
-/// Bytes of weights the loader copied into another layout. The loader keeps every weight
-/// in the mapped file today; once `Model` reports what it repacked, that figure goes here.
-fn repacked_bytes(_model: &Model) -> u64 {
-    0
 }
 
 /// The process's peak resident set (VmHWM in /proc/self/status), in bytes.

@@ -78,6 +78,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         depth: args.depth,
         repetitions: args.repetitions as usize,
         bandwidth: !args.no_bandwidth,
+        pack_cache_dir: super::pack_cache_dir(),
     };
     let result = run_bench(&path, &options, &mut |event| {
         report_progress(&options, event)
