@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gguf::GgufFile;
-use model::{KvCache, Logits, Model};
+use model::{KvCache, LoadOptions, Logits, Model};
 
 use crate::error::EngineError;
 
@@ -43,8 +43,9 @@ pub struct BenchOptions {
     pub repetitions: usize,
     /// Measure the read bandwidth after the tests, to compute the generation bound.
     pub bandwidth: bool,
-    /// Where repacked weights are cached between runs (see `model::LoadOptions`).
-    pub pack_cache_dir: Option<std::path::PathBuf>,
+    /// Where repacked weights are cached between runs (see `model::LoadOptions`), as
+    /// for a session; `None` repacks in memory, which the load time then includes.
+    pub pack_cache_dir: Option<PathBuf>,
 }
 
 impl Default for BenchOptions {
@@ -131,7 +132,8 @@ pub struct BenchResult {
     pub peak_rss_bytes: Option<u64>,
     /// Bytes of the KV cache the run allocated (`max(P, D + N)` positions).
     pub kv_cache_bytes: u64,
-    /// Bytes the loader copied weights into for faster kernels (0: none repacked).
+    /// Bytes of the weight copies the loader repacked for the kernels (in memory, or
+    /// mapped from the repacked-weights cache); 0 when repacking is off.
     pub repacked_bytes: u64,
     /// Weight bytes every generated token reads (see [`weight_bytes_per_token`]).
     pub weight_bytes_per_token: u64,
@@ -184,7 +186,7 @@ pub fn run_bench(
         path: path.to_path_buf(),
         source,
     })?);
-    let load_options = model::LoadOptions {
+    let load_options = LoadOptions {
         pack_cache_dir: options.pack_cache_dir.clone(),
         cache_name: path
             .file_stem()
@@ -244,8 +246,12 @@ pub fn run_bench(
         load_ms,
         peak_rss_bytes,
         kv_cache_bytes: cache.size_bytes() as u64,
-        repacked_bytes: repacked_bytes(&model),
-        weight_bytes_per_token: weight_bytes_per_token(&file, model.family()),
+        repacked_bytes: model.repacked_bytes() as u64,
+        weight_bytes_per_token: weight_bytes_per_token(
+            &file,
+            model.family(),
+            model.repacked_bytes() as u64,
+        ),
         kv_bytes_per_token: kv_bytes_per_token(
             &windows,
             config.kv_dim(),
@@ -254,11 +260,6 @@ pub fn run_bench(
         ),
         bandwidth,
     })
-}
-
-/// Bytes of weights the loader copied into the kernels' packed layout.
-fn repacked_bytes(model: &Model) -> u64 {
-    model.repacked_bytes() as u64
 }
 
 /// The process's peak resident set (VmHWM in /proc/self/status), in bytes.

@@ -1,7 +1,7 @@
 //! Sessions over a loaded model: sampling, chat templates, generation with stop
 //! sequences, perplexity; and [`serve`], the loop that serves many clients at once with
-//! continuous batching over a block KV cache; benchmarks. The library API that the CLI and the server
-//! call.
+//! continuous batching over a block KV cache; and [`bench`], speed as llama-bench
+//! measures it. The library API that the CLI and the server call.
 //!
 //! The engine knows nothing of HTTP or terminals: text comes out through callbacks or
 //! ticket events, errors are [`EngineError`] and [`SubmitError`] values.

@@ -52,12 +52,15 @@ fn bench_json_reports_every_measure() {
     for field in ["load_ms", "peak_rss_mib", "bytes_per_token", "kv_cache_mib"] {
         positive(&report, &format!("/{field}"));
     }
-    // SmolLM2's output is tied to its embedding: every weight matrix is read per token,
-    // so a token reads about the whole file.
+    // SmolLM2's output is tied to its embedding: every weight matrix is read per token
+    // (from the file or from its repacked copy), so a token reads about the file's size.
     let file_bytes = positive(&report, "/model_file_mib") * 1048576.0;
     let weight_bytes = positive(&report, "/weight_bytes_per_token");
-    assert!(weight_bytes > 0.9 * file_bytes && weight_bytes <= file_bytes);
-    assert_eq!(report["repacked_mib"].as_f64(), Some(0.0));
+    assert!(
+        weight_bytes > 0.8 * file_bytes && weight_bytes < 1.2 * file_bytes,
+        "{weight_bytes} bytes per token, file {file_bytes}"
+    );
+    assert!(report["repacked_mib"].as_f64().is_some_and(|m| m >= 0.0));
     for skipped in ["bandwidth_gbs", "tg_bound", "tg_share_of_bound"] {
         assert!(report[skipped].is_null(), "{skipped} is null in {report}");
     }

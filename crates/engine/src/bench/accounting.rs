@@ -1,34 +1,44 @@
 //! The bytes one generated token reads, the numerator of the memory-bandwidth bound.
 //!
 //! Decoding one token multiplies one activation row by every weight matrix, so each matrix
-//! is read whole, once. The token-embedding matrix is the exception: a lookup reads one
-//! row, unless the output projection is tied to it and reads it all. Norm and bias vectors
-//! are copied out of the file as f32 at load and are a rounding error; they are left out.
-//! Attention reads the keys and values (f16) of every position it sees, in every layer.
+//! is read whole, once: from its repacked copy when the loader repacked it, else from the
+//! mapped file. The token-embedding matrix is the exception: a lookup reads one row, unless
+//! the output projection is tied to it and reads it all. Norm and bias vectors are copied
+//! out of the file as f32 at load and are a rounding error; they are left out. Attention
+//! reads the keys and values (f16) of every position it sees, in every layer.
 
-use gguf::GgufFile;
+use gguf::{GgufFile, TensorInfo};
+use kernels::{DType, PackedFormat};
 use model::family::{Family, TensorNames};
 
 /// Bytes of an f16 key or value.
 const KV_ELEMENT_BYTES: u128 = 2;
 
-/// Weight bytes a generated token reads from `file` (a model of `family`): every matrix
-/// whole, the token embedding one row, or whole when no output matrix is present (tied).
-pub fn weight_bytes_per_token(file: &GgufFile, family: &Family) -> u64 {
+/// Weight bytes a generated token reads from `file` (a model of `family`) and from the
+/// `repacked_bytes` of packed copies the loader made: every matrix whole, the token
+/// embedding one row, or whole when no output matrix is present (tied). With repacking
+/// on (`repacked_bytes > 0`), every matrix the output projection or a layer multiplies
+/// by whose type has a packed layout is read from its copy instead of the file.
+pub fn weight_bytes_per_token(file: &GgufFile, family: &Family, repacked_bytes: u64) -> u64 {
     let token_embd = TensorNames::global(family.names.token_embd, "weight");
     let output = TensorNames::global(family.names.output, "weight");
     let tied = file.tensor(&output).is_none();
+    let packed = |t: &TensorInfo| {
+        repacked_bytes > 0
+            && DType::from_ggml_id(t.ggml_type.id())
+                .and_then(PackedFormat::for_dtype)
+                .is_some()
+    };
     file.tensors()
         .iter()
         .filter(|t| t.dims.iter().skip(1).any(|&d| d > 1))
-        .map(|t| {
-            if t.name == token_embd && !tied {
-                t.n_bytes / t.n_rows().max(1)
-            } else {
-                t.n_bytes
-            }
+        .map(|t| match (t.name == token_embd, tied) {
+            // Only looked up: one row, from the file.
+            (true, false) => t.n_bytes / t.n_rows().max(1),
+            _ if packed(t) => 0,
+            _ => t.n_bytes,
         })
-        .fold(0u64, u64::saturating_add)
+        .fold(repacked_bytes, u64::saturating_add)
 }
 
 /// KV cache bytes a generated token reads, averaged over `n_gen` tokens generated after

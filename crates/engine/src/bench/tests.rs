@@ -115,11 +115,28 @@ fn weight_bytes_count_one_embedding_row_unless_tied() {
         let file = GgufFile::from_bytes(tiny_llama(tied).to_bytes()).expect("tiny file parses");
         let family = model::Family::for_architecture("llama").expect("llama is known");
         assert_eq!(
-            weight_bytes_per_token(&file, &family),
+            weight_bytes_per_token(&file, &family, 0),
             expected,
             "tied {tied}"
         );
     }
+}
+
+#[test]
+fn weight_bytes_read_packable_matrices_from_their_copies() {
+    // A Q8_0 matrix of 4 rows of 32 values: one 34-byte block per row (f16 scale 1.0,
+    // then 32 codes).
+    let q8_row: Vec<u8> = [0x00, 0x3C].into_iter().chain([1u8; 32]).collect();
+    let mut w = tiny_llama(false);
+    w.add_tensor("extra.weight", GgmlType::Q8_0, &[32, 4], q8_row.repeat(4));
+    let file = GgufFile::from_bytes(w.to_bytes()).expect("tiny file parses");
+    let family = model::Family::for_architecture("llama").expect("llama is known");
+    let unpacked = weight_bytes_per_token(&file, &family, 0);
+    // F32 has no packed layout; the Q8_0 matrix is read from a 200-byte copy.
+    assert_eq!(
+        weight_bytes_per_token(&file, &family, 200),
+        unpacked - 4 * 34 + 200
+    );
 }
 
 #[test]
