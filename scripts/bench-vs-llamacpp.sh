@@ -10,7 +10,7 @@
 # load hits both alike; the report takes the median over the rounds.
 #
 # Usage: scripts/bench-vs-llamacpp.sh [--models a,b] [--threads 1,2] [--rounds R] [--quick]
-#                                     [--out FILE] [--update-doc FILE]
+#                                     [--out FILE] [--update-doc FILE] [--runs FILE]
 #   --models       catalog names (or a unique prefix such as `smollm2`) or .gguf paths;
 #                  default: the four catalog models, pulled if absent
 #   --threads      thread counts, default 1,2
@@ -19,9 +19,10 @@
 #   --out FILE     also write the report to FILE
 #   --update-doc FILE  replace the report between the bench-vs-llamacpp markers in FILE
 #                  (docs/PERFORMANCE.md)
+#   --runs FILE    also keep every run's raw JSON (one line per engine run) in FILE
 # The report goes to stdout, progress to stderr. Needs python3 (standard library only).
-# It is a benchmark, not a test: run it on a quiet machine, it takes about an hour with
-# the defaults on 2 cores.
+# It is a benchmark, not a test: run it on a quiet machine; with the defaults it takes
+# about 50 minutes on 2 Zen 4 cores, longer on a busy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,7 @@ rounds=5
 quick=0
 out=""
 update_doc=""
+runs_out=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --models) models_arg="$2"; shift 2 ;;
@@ -45,6 +47,7 @@ while [[ $# -gt 0 ]]; do
     --quick) quick=1; shift ;;
     --out) out="$2"; shift 2 ;;
     --update-doc) update_doc="$2"; shift 2 ;;
+    --runs) runs_out="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-vs-llamacpp.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
     esac
@@ -143,7 +146,7 @@ done
 # would dominate its time.
 first_token_threads="${thread_counts[${#thread_counts[@]}-1]}"
 first_token_path="$("$slm" pull "$FIRST_TOKEN_MODEL" 2>/dev/null)"
-log "first token of $FIRST_TOKEN_MODEL, $first_token_threads threads"
+log "first token of $FIRST_TOKEN_MODEL (threads: $first_token_threads)"
 python3 - "$runs" "$FIRST_TOKEN_RUNS" "$FIRST_TOKEN_MODEL" "$first_token_threads" \
     "$slm" run --raw --temp 0 -n 1 -t "$first_token_threads" "$FIRST_TOKEN_MODEL" \
     "$FIRST_TOKEN_PROMPT" -- \
@@ -194,10 +197,16 @@ lines = [
     + ", ".join(f"{bandwidth[t]:.1f} GB/s with {t} thread{'s' if t > 1 else ''}" for t in sorted(bandwidth)),
     f"- median of {rounds} alternating rounds per cell; load average (1, 5, 15 min) "
     f"at the start: {load_start}, at the end: {load_end}",
+    "- spread: the fastest round over the slowest, slm / llama.cpp; above 1.3 the machine's "
+    "load changed during the cell (marked !), and its ratio says little",
     "",
-    "| model | threads | test | slm t/s | llama.cpp t/s | slm / llama.cpp | slm share of bound |",
-    "|---|---:|---|---:|---:|---:|---:|",
+    "| model | threads | test | slm t/s | llama.cpp t/s | slm / llama.cpp | slm share of bound | spread |",
+    "|---|---:|---|---:|---:|---:|---:|---|",
 ]
+
+def spread(values):
+    return max(values) / min(values) if values and min(values) > 0 else float("inf")
+
 keys = []
 for r in runs:
     key = (r["model"], r["threads"], r["measure"])
@@ -205,14 +214,18 @@ for r in runs:
         keys.append(key)
 for model, threads, measure in keys:
     cell = [r for r in runs if (r["model"], r["threads"], r["measure"]) == (model, threads, measure)]
-    ours = median([tok_s(r) for r in cell if r["engine"] == "slm"])
-    theirs = median([tok_s(r) for r in cell if r["engine"] == "llama.cpp"])
+    ours_all = [tok_s(r) for r in cell if r["engine"] == "slm"]
+    theirs_all = [tok_s(r) for r in cell if r["engine"] == "llama.cpp"]
+    ours, theirs = median(ours_all), median(theirs_all)
+    spreads = (spread(ours_all), spread(theirs_all))
+    noisy = " !" if max(spreads) > 1.3 else ""
     share = ""
     if measure.startswith("tg") and threads in bandwidth:
         bytes_per_token = median([r["result"]["bytes_per_token"] for r in cell if r["engine"] == "slm"])
         bound = bandwidth[threads] * 1e9 / bytes_per_token
         share = f"{ours / bound:.0%} of {bound:.0f}"
-    lines.append(f"| {model} | {threads} | {measure} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {share} |")
+    lines.append(f"| {model} | {threads} | {measure} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | "
+                 f"{share} | {spreads[0]:.2f} / {spreads[1]:.2f}{noisy} |")
 
 first = {r["engine"]: r for r in runs if r["measure"] == "first_token"}
 if first:
@@ -249,6 +262,7 @@ PY
 
 cat "$report"
 [[ -n "$out" ]] && cp "$report" "$out"
+[[ -n "$runs_out" ]] && cp "$runs" "$runs_out"
 if [[ -n "$update_doc" ]]; then
     python3 - "$update_doc" "$report" <<'PY'
 import sys
