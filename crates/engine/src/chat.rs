@@ -21,6 +21,8 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool call, answering the assistant's call with `tool_call_id`.
+    Tool,
 }
 
 impl Role {
@@ -30,17 +32,24 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     /// Who said it.
     pub role: Role,
-    /// What was said.
+    /// What was said ("" for an assistant turn that only calls tools).
     pub content: String,
+    /// The tools an assistant message called, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// For a [`Role::Tool`] message: the id of the call it answers.
+    pub tool_call_id: Option<String>,
+    /// For a [`Role::Tool`] message: the function's name (some templates print it).
+    pub name: Option<String>,
 }
 
 impl Message {
@@ -49,8 +58,33 @@ impl Message {
         Message {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
         }
     }
+}
+
+/// One call of a function by the assistant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// The call's id (`call_…`), echoed by the tool message that answers it.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments: a JSON object (templates print it with `tojson`).
+    pub arguments: serde_json::Value,
+}
+
+/// A function the model may call, as OpenAI's `tools[].function` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// The function's name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: Option<String>,
+    /// Its arguments' JSON Schema (an object schema; `{}` when absent).
+    pub parameters: serde_json::Value,
 }
 
 /// The chat formats slm can render.
@@ -189,7 +223,7 @@ fn render_gemma(messages: &[Message], add_gen: bool) -> String {
     for (i, m) in rest.iter().enumerate() {
         let role = match m.role {
             Role::Assistant => "model",
-            Role::User | Role::System => "user",
+            Role::User | Role::System | Role::Tool => "user",
         };
         let prefix = if i == 0 { prefix.as_str() } else { "" };
         out.push_str(&format!(
@@ -223,7 +257,7 @@ fn render_plain(messages: &[Message], add_gen: bool) -> String {
     for m in messages {
         match m.role {
             Role::System => out.push_str(&format!("{}\n\n", m.content)),
-            Role::User => out.push_str(&format!("User: {}\n", m.content)),
+            Role::User | Role::Tool => out.push_str(&format!("User: {}\n", m.content)),
             Role::Assistant => out.push_str(&format!("Assistant: {}\n", m.content)),
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod constraint;
 mod error;
 mod info;
 pub mod perplexity;
@@ -17,7 +18,8 @@ pub mod serve;
 mod session;
 pub mod stop;
 
-pub use chat::{render_chat, Message, Role, TemplateKind};
+pub use chat::{render_chat, Message, Role, TemplateKind, ToolCall, ToolSpec};
+pub use constraint::Grammar;
 pub use error::EngineError;
 pub use info::ModelInfo;
 pub use sampler::{SampleError, Sampler, SamplerParams};

@@ -116,6 +116,7 @@ pub fn submit(
                 stop_at_eog: true,
                 logprobs: params.logprobs,
                 deadline,
+                grammar: params.grammar.clone(),
             };
             engine.submit(request).map_err(|e| submit_error(e, param))
         })

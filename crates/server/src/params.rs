@@ -25,6 +25,8 @@ pub struct GenParams {
     pub logprobs: Option<usize>,
     /// How many choices to generate.
     pub n: usize,
+    /// A grammar every choice's output must match.
+    pub grammar: Option<engine::Grammar>,
 }
 
 impl GenParams {

@@ -61,6 +61,8 @@ pub struct Request {
     pub logprobs: Option<usize>,
     /// Past this instant the request finishes with [`FinishReason::Deadline`].
     pub deadline: Option<Instant>,
+    /// A grammar the output must match (tokens that would leave it are never sampled).
+    pub grammar: Option<crate::Grammar>,
 }
 
 impl Request {
@@ -74,6 +76,7 @@ impl Request {
             stop_at_eog: true,
             logprobs: None,
             deadline: None,
+            grammar: None,
         }
     }
 }

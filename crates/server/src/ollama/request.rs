@@ -213,6 +213,7 @@ impl Options {
             stop: params::stop_strings("options.stop", stop)?,
             logprobs: None,
             n: 1,
+            grammar: None,
         })
     }
 }

@@ -294,6 +294,7 @@ impl SamplingFields {
             stop: params::stop_strings("stop", stop)?,
             logprobs,
             n,
+            grammar: None,
         })
     }
 
