@@ -89,6 +89,7 @@ pub fn submit_error(err: SubmitError, param: &str) -> ApiError {
         SubmitError::EmptyPrompt
         | SubmitError::InvalidToken(_)
         | SubmitError::TooManyLogprobs { .. } => ApiError::invalid_param(param, err.to_string()),
+        SubmitError::InvalidGrammar(_) => ApiError::invalid(err.to_string()),
         SubmitError::KvTooSmall { .. } => {
             let mut error = ApiError::invalid(err.to_string());
             error.param = Some("max_tokens".into());
