@@ -46,7 +46,7 @@ pub enum Grammar {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConstraintError {
     /// The grammar or schema does not compile; the message is llguidance's.
-    #[error("invalid grammar: {0}")]
+    #[error("the grammar or JSON Schema cannot be used: {0}")]
     Invalid(String),
     /// The model's vocabulary cannot be turned into a token trie.
     #[error("the model's vocabulary cannot be used for constrained decoding: {0}")]
