@@ -5,4 +5,5 @@ mod common;
 mod serve;
 mod serve_real;
 mod session;
+mod templates;
 mod tiny;
