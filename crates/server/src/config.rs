@@ -32,6 +32,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Where repacked weights are cached between runs (`None`: repack at every start).
     pub pack_cache_dir: Option<PathBuf>,
+    /// Share the KV blocks of common prompt prefixes between requests (default on).
+    pub prefix_cache: bool,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +50,7 @@ impl Default for ServeConfig {
             max_body_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(10),
             pack_cache_dir: None,
+            prefix_cache: true,
         }
     }
 }

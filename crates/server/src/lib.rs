@@ -189,6 +189,7 @@ fn load_all(state: &AppState) -> Result<Vec<state::Served>, ServerError> {
             max_running: config.parallel.max(1),
             max_queue: config.max_queue,
             pack_cache_dir: config.pack_cache_dir.clone(),
+            prefix_cache: config.prefix_cache,
             ..EngineConfig::default()
         };
         let engine =

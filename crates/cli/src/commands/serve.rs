@@ -37,6 +37,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         pack_cache_dir: super::pack_cache_dir(),
+        prefix_cache: !args.no_prefix_cache,
     };
     // The async threads only parse, wait and write; the engines compute on their own
     // threads, so two are plenty.

@@ -224,6 +224,16 @@ impl Generation {
         self.n_evaluated += n;
     }
 
+    /// Records that the first `n` prompt tokens are cached already (a shared prefix).
+    pub fn skip_cached(&mut self, n: usize) {
+        self.n_evaluated = n.min(self.prompt_len.saturating_sub(1));
+    }
+
+    /// The prompt, then every generated token fed back.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
     /// Whether the request wants no token at all.
     pub fn wants_nothing(&self) -> bool {
         self.request.max_tokens == 0

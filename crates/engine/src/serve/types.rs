@@ -24,6 +24,9 @@ pub struct EngineConfig {
     pub prefill_chunk: usize,
     /// Where repacked weights are cached between runs (see `model::LoadOptions`).
     pub pack_cache_dir: Option<std::path::PathBuf>,
+    /// Keep the KV blocks of evaluated prefixes and share them with requests (running or
+    /// later) whose prompts start the same, which then evaluate only the rest.
+    pub prefix_cache: bool,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +39,7 @@ impl Default for EngineConfig {
             max_queue: 64,
             prefill_chunk: 256,
             pack_cache_dir: None,
+            prefix_cache: true,
         }
     }
 }
