@@ -161,7 +161,7 @@ pub fn render(requests: &[((String, u16), u64)], models: &[ModelStats], ready: b
         (
             "slm_kv_blocks_free",
             "gauge",
-            "KV cache blocks free.",
+            "KV cache blocks free (cached prefix blocks included: they are evicted when needed).",
             |m| m.kv_blocks_total.saturating_sub(m.kv_blocks_used) as f64,
         ),
         (

@@ -9,6 +9,12 @@
 //! generating sequence plus chunks of the prompts being evaluated (chunked prefill), and
 //! samples, detokenizes and checks stop strings per sequence. Compute runs on that
 //! thread and the kernels' pool, never on the caller's (async) threads.
+//!
+//! With [`EngineConfig::prefix_cache`] (the default), every full KV block a sequence
+//! evaluates is kept under a key chained from its whole token prefix; a request whose
+//! prompt starts with cached blocks shares them and evaluates only the rest, which gives
+//! the same tokens as evaluating it whole. Cached blocks no sequence holds count as free
+//! and are evicted, least recently released first, when blocks are needed.
 
 mod engine_loop;
 mod logprobs;
