@@ -182,6 +182,11 @@ impl KvPool {
         2 * self.k.len() * self.n_blocks() * self.block_tokens * self.kv_dim * 2
     }
 
+    /// Bytes one block holds (keys and values of every layer).
+    pub fn block_bytes(&self) -> usize {
+        2 * self.k.len() * self.block_tokens * self.kv_dim * 2
+    }
+
     /// Values per position and layer.
     pub(crate) fn kv_dim(&self) -> usize {
         self.kv_dim

@@ -58,6 +58,8 @@ pub struct ModelStats {
     pub kv_blocks_total: usize,
     /// KV blocks held by sequences.
     pub kv_blocks_used: usize,
+    /// Bytes of one KV block.
+    pub kv_block_bytes: usize,
     /// KV blocks no sequence holds that keep a cached prompt prefix (counted as free).
     pub kv_blocks_cached: usize,
     /// Prompt tokens served from the prefix cache instead of evaluated.
@@ -115,7 +117,7 @@ pub fn render(requests: &[((String, u16), u64)], models: &[ModelStats], ready: b
             escape(route)
         );
     }
-    let gauges: [Family<f64>; 12] = [
+    let gauges: [Family<f64>; 13] = [
         (
             "slm_prompt_tokens_total",
             "counter",
@@ -169,6 +171,12 @@ pub fn render(requests: &[((String, u16), u64)], models: &[ModelStats], ready: b
             "gauge",
             "KV cache blocks no sequence holds that keep a cached prompt prefix (part of the free ones).",
             |m| m.kv_blocks_cached as f64,
+        ),
+        (
+            "slm_kv_block_bytes",
+            "gauge",
+            "Bytes of one KV cache block.",
+            |m| m.kv_block_bytes as f64,
         ),
         (
             "slm_prompt_tokens_cached_total",

@@ -153,6 +153,7 @@ impl Models {
                     kv_blocks_total: s.kv_blocks_total,
                     kv_blocks_used: s.kv_blocks_used,
                     kv_blocks_cached: s.kv_blocks_cached,
+                    kv_block_bytes: s.kv_block_bytes,
                     prompt_tokens_cached_total: s.prompt_tokens_cached_total,
                     prefix_cache_lookups_total: s.prefix_cache_lookups_total,
                     prefix_cache_hits_total: s.prefix_cache_hits_total,

@@ -85,7 +85,11 @@ impl EngineLoop {
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
     ) -> EngineLoop {
-        let stats = EngineStats::new(runner.total_blocks(), config.kv_block_tokens);
+        let stats = EngineStats::new(
+            runner.total_blocks(),
+            config.kv_block_tokens,
+            runner.block_bytes(),
+        );
         EngineLoop {
             runner,
             tokenizer,

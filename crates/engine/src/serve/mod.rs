@@ -129,7 +129,11 @@ impl Engine {
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
-            stats: Mutex::new(EngineStats::new(kv_blocks_total, config.kv_block_tokens)),
+            stats: Mutex::new(EngineStats::new(
+                kv_blocks_total,
+                config.kv_block_tokens,
+                runner.block_bytes(),
+            )),
         });
         let tokenizer = Arc::new(tokenizer);
         let (tx, rx) = mpsc::channel();

@@ -86,6 +86,11 @@ impl Runner {
         self.pool.n_cached()
     }
 
+    /// Bytes of one block.
+    pub fn block_bytes(&self) -> usize {
+        self.pool.block_bytes()
+    }
+
     /// Positions per block.
     pub fn block_tokens(&self) -> usize {
         self.pool.block_tokens()

@@ -80,6 +80,8 @@ pub struct EngineStats {
     pub kv_blocks_cached: usize,
     /// Positions per KV block.
     pub kv_block_tokens: usize,
+    /// Bytes of one KV block.
+    pub kv_block_bytes: usize,
     /// Prompt tokens evaluated.
     pub prompt_tokens_total: u64,
     /// Prompt tokens not evaluated because their keys and values were in the prefix
@@ -103,7 +105,11 @@ pub struct EngineStats {
 
 impl EngineStats {
     /// Zero counters for a cache of `kv_blocks_total` blocks.
-    pub(crate) fn new(kv_blocks_total: usize, kv_block_tokens: usize) -> EngineStats {
+    pub(crate) fn new(
+        kv_blocks_total: usize,
+        kv_block_tokens: usize,
+        kv_block_bytes: usize,
+    ) -> EngineStats {
         EngineStats {
             queue_depth: 0,
             running: 0,
@@ -111,6 +117,7 @@ impl EngineStats {
             kv_blocks_used: 0,
             kv_blocks_cached: 0,
             kv_block_tokens,
+            kv_block_bytes,
             prompt_tokens_total: 0,
             prompt_tokens_cached_total: 0,
             prefix_cache_lookups_total: 0,
