@@ -151,7 +151,10 @@ def metrics():
             out[key.split("{")[0]] = float(value)
     return out
 
-with httpx.Client(timeout=600) as http:
+# A fresh connection per request: a server closing idle keep-alive connections would
+# otherwise fail the next request on a reused one.
+limits = httpx.Limits(max_keepalive_connections=0)
+with httpx.Client(timeout=600, limits=limits) as http:
     # Warm-up on an unrelated prompt: the first request pays one-time costs.
     turn(http, [{"role": "user", "content": "Say hello."}])
     if mode == "conversation":
@@ -173,7 +176,7 @@ with httpx.Client(timeout=600) as http:
         watcher.start()
         results = [None, None]
         def ask(i):
-            with httpx.Client(timeout=600) as own:
+            with httpx.Client(timeout=600, limits=limits) as own:
                 results[i] = turn(own, [{"role": "system", "content": system_prompt()},
                                         {"role": "user", "content": USER_TURNS[i]}])
         clients = [threading.Thread(target=ask, args=(i,)) for i in range(2)]

@@ -301,7 +301,7 @@ impl EngineLoop {
     /// holds now (it registers one block per full block it evaluates).
     fn should_wait_for_prefix(&self, hit: &PrefixHit) -> bool {
         let next = hit.blocks.len();
-        // The last full block of a prompt is never needed whole: one token is evaluated.
+        // Every full block of the prompt is cached already.
         let Some(&key) = hit.keys.get(next) else {
             return false;
         };
