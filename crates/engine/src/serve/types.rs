@@ -210,6 +210,8 @@ pub struct Usage {
     pub prompt_tokens: usize,
     /// Tokens generated (an end-of-generation token included).
     pub completion_tokens: usize,
+    /// Of the prompt's tokens, those served from the prefix cache instead of evaluated.
+    pub cached_tokens: usize,
 }
 
 /// Where a request's time went, all from its submission.

@@ -16,7 +16,7 @@ SYSTEM = (
 QUESTIONS = ["What does ls do?", "What is a unit test?"]
 
 
-def chat(server, question):
+def chat(server, question, usages=None):
     reply = httpx.post(
         server.url("/v1/chat/completions"),
         json={
@@ -30,6 +30,8 @@ def chat(server, question):
         },
         timeout=120,
     ).json()
+    if usages is not None:
+        usages.append(reply["usage"])
     return reply["choices"][0]["message"]["content"]
 
 
@@ -40,7 +42,8 @@ def metric(server, name):
 def test_repeated_system_prompt_hits_the_cache_and_answers_the_same(fresh):
     cached = fresh("prefix-cache", flags=("--parallel", "2"))
     plain = fresh("no-prefix-cache", flags=("--parallel", "2", "--no-prefix-cache"))
-    answers = [chat(cached, q) for q in QUESTIONS + QUESTIONS[:1]]
+    usages = []
+    answers = [chat(cached, q, usages) for q in QUESTIONS + QUESTIONS[:1]]
     assert answers == [chat(plain, q) for q in QUESTIONS + QUESTIONS[:1]]
     m = cached.wait_idle()
     label = f'{{model="{MODEL}"}}'
@@ -48,6 +51,9 @@ def test_repeated_system_prompt_hits_the_cache_and_answers_the_same(fresh):
     assert m[f"slm_prefix_cache_hits_total{label}"] == 2
     # The system prompt is over 100 tokens: at least three blocks of 32 each time.
     assert m[f"slm_prompt_tokens_cached_total{label}"] >= 2 * 96
+    cached_tokens = [u["prompt_tokens_details"]["cached_tokens"] for u in usages]
+    assert cached_tokens[0] == 0 and min(cached_tokens[1:]) >= 96, usages
+    assert sum(cached_tokens) == m[f"slm_prompt_tokens_cached_total{label}"]
     assert m[f"slm_kv_blocks_cached{label}"] > 0
     assert m[f"slm_kv_blocks_free{label}"] == m[f"slm_kv_blocks_total{label}"]
     assert metric(plain, "slm_prompt_tokens_cached_total") == 0
