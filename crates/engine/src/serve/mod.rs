@@ -17,6 +17,7 @@
 //! and are evicted, least recently released first, when blocks are needed.
 
 mod engine_loop;
+mod grammar;
 mod logprobs;
 mod runner;
 mod sequence;
@@ -89,6 +90,8 @@ struct Inner {
     /// Blocks of the KV cache and positions per block, for admission checks.
     kv_blocks_total: usize,
     commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// Built on the first request with a grammar.
+    constraints: crate::constraint::LazyCompiler,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -166,6 +169,7 @@ impl Engine {
                 n_vocab,
                 kv_blocks_total,
                 commands: Mutex::new(Some(tx)),
+                constraints: Default::default(),
                 shared,
                 thread: Mutex::new(Some(thread)),
             }),
@@ -218,6 +222,15 @@ impl Engine {
             .saturating_add(request.max_tokens)
             .min(inner.n_ctx);
         self.check_fits(positions)?;
+        let constraint = match &request.grammar {
+            Some(grammar) => Some(Box::new(
+                inner
+                    .constraints
+                    .compile(&inner.tokenizer, grammar)
+                    .map_err(SubmitError::InvalidGrammar)?,
+            )),
+            None => None,
+        };
         let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancelFlag::default();
         let command = Command::Generate {
@@ -225,6 +238,7 @@ impl Engine {
             events,
             cancel: cancel.clone(),
             submitted: Instant::now(),
+            constraint,
         };
         self.send(command)?;
         Ok(Ticket::new(receiver, cancel))
