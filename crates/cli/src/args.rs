@@ -293,6 +293,11 @@ pub struct ServeArgs {
     /// cancelled.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub shutdown_grace: u64,
+
+    /// Evaluate every prompt whole: do not keep or share the KV cache of prompt prefixes
+    /// that requests have in common (a repeated system prompt, an earlier turn).
+    #[arg(long)]
+    pub no_prefix_cache: bool,
 }
 
 /// A size in bytes: a number with an optional K, M, G (powers of 1000) or KiB, MiB, GiB

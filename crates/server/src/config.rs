@@ -34,6 +34,8 @@ pub struct ServeConfig {
     pub pack_cache_dir: Option<PathBuf>,
     /// A Jinja chat template used instead of every model's own (`--chat-template`).
     pub chat_template: Option<String>,
+    /// Share the KV blocks of common prompt prefixes between requests (default on).
+    pub prefix_cache: bool,
 }
 
 impl Default for ServeConfig {
@@ -51,6 +53,7 @@ impl Default for ServeConfig {
             shutdown_grace: Duration::from_secs(10),
             pack_cache_dir: None,
             chat_template: None,
+            prefix_cache: true,
         }
     }
 }

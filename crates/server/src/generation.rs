@@ -228,6 +228,7 @@ pub fn total_usage(usages: &[Usage], n: usize) -> Usage {
     for (index, usage) in usages.iter().enumerate() {
         if index % n.max(1) == 0 {
             total.prompt_tokens += usage.prompt_tokens;
+            total.cached_tokens += usage.cached_tokens;
         }
         total.completion_tokens += usage.completion_tokens;
     }

@@ -191,6 +191,7 @@ fn load_all(state: &AppState) -> Result<Vec<state::Served>, ServerError> {
             max_queue: config.max_queue,
             pack_cache_dir: config.pack_cache_dir.clone(),
             chat_template: config.chat_template.clone(),
+            prefix_cache: config.prefix_cache,
             ..EngineConfig::default()
         };
         let engine =

@@ -9,6 +9,12 @@
 //! generating sequence plus chunks of the prompts being evaluated (chunked prefill), and
 //! samples, detokenizes and checks stop strings per sequence. Compute runs on that
 //! thread and the kernels' pool, never on the caller's (async) threads.
+//!
+//! With [`EngineConfig::prefix_cache`] (the default), every full KV block a sequence
+//! evaluates is kept under a key chained from its whole token prefix; a request whose
+//! prompt starts with cached blocks shares them and evaluates only the rest, which gives
+//! the same tokens as evaluating it whole. Cached blocks no sequence holds count as free
+//! and are evicted, least recently released first, when blocks are needed.
 
 mod engine_loop;
 mod grammar;
@@ -126,7 +132,11 @@ impl Engine {
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
-            stats: Mutex::new(EngineStats::new(kv_blocks_total, config.kv_block_tokens)),
+            stats: Mutex::new(EngineStats::new(
+                kv_blocks_total,
+                config.kv_block_tokens,
+                runner.block_bytes(),
+            )),
         });
         let tokenizer = Arc::new(tokenizer);
         let (tx, rx) = mpsc::channel();

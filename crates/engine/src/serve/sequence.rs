@@ -123,6 +123,7 @@ impl Sequence {
                 let usage = Usage {
                     prompt_tokens: g.prompt_len,
                     completion_tokens: g.completion_tokens,
+                    cached_tokens: g.cached_tokens,
                 };
                 let _ = g.events.send(Event::Done {
                     finish,
@@ -182,6 +183,8 @@ pub(crate) struct Generation {
     prompt_len: usize,
     /// Tokens whose keys and values are cached.
     n_evaluated: usize,
+    /// Prompt tokens taken from the prefix cache.
+    cached_tokens: usize,
     completion_tokens: usize,
     submitted: Instant,
     first_token_at: Option<Instant>,
@@ -215,6 +218,7 @@ impl Generation {
             sampler,
             detokenizer: Detokenizer::new(),
             n_evaluated: 0,
+            cached_tokens: 0,
             completion_tokens: 0,
             submitted,
             first_token_at: None,
@@ -227,6 +231,17 @@ impl Generation {
     /// Records that `n` more tokens were evaluated.
     pub fn evaluated(&mut self, n: usize) {
         self.n_evaluated += n;
+    }
+
+    /// Records that the first `n` prompt tokens are cached already (a shared prefix).
+    pub fn skip_cached(&mut self, n: usize) {
+        self.n_evaluated = n.min(self.prompt_len.saturating_sub(1));
+        self.cached_tokens = self.n_evaluated;
+    }
+
+    /// The prompt, then every generated token fed back.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
     }
 
     /// Whether the request wants no token at all.

@@ -26,6 +26,9 @@ pub struct EngineConfig {
     pub pack_cache_dir: Option<std::path::PathBuf>,
     /// A Jinja chat template used instead of the model file's (`--chat-template`).
     pub chat_template: Option<String>,
+    /// Keep the KV blocks of evaluated prefixes and share them with requests (running or
+    /// later) whose prompts start the same, which then evaluate only the rest.
+    pub prefix_cache: bool,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +42,7 @@ impl Default for EngineConfig {
             prefill_chunk: 256,
             pack_cache_dir: None,
             chat_template: None,
+            prefix_cache: true,
         }
     }
 }
@@ -212,6 +216,8 @@ pub struct Usage {
     pub prompt_tokens: usize,
     /// Tokens generated (an end-of-generation token included).
     pub completion_tokens: usize,
+    /// Of the prompt's tokens, those served from the prefix cache instead of evaluated.
+    pub cached_tokens: usize,
 }
 
 /// Where a request's time went, all from its submission.

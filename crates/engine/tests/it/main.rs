@@ -3,6 +3,7 @@
 
 mod common;
 mod grammar;
+mod prefix;
 mod serve;
 mod serve_real;
 mod session;

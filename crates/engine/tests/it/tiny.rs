@@ -135,5 +135,6 @@ pub fn config() -> EngineConfig {
         prefill_chunk: 8,
         pack_cache_dir: None,
         chat_template: None,
+        prefix_cache: true,
     }
 }
