@@ -72,10 +72,34 @@ pub struct RunArgs {
     pub stop: Vec<String>,
 
     #[command(flatten)]
+    pub grammar: GrammarArgs,
+
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// What the output must match (at most one).
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct GrammarArgs {
+    /// The output is one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The output is JSON valid under the JSON Schema in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<std::path::PathBuf>,
+
+    /// The output matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub regex: Option<String>,
+
+    /// The output matches the Lark grammar in FILE (llguidance's dialect).
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<std::path::PathBuf>,
 }
 
 /// `slm chat`.

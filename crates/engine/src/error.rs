@@ -56,6 +56,9 @@ pub enum EngineError {
     /// Generation needs at least one prompt token.
     #[error("the prompt is empty and the model adds no BOS token; give a non-empty prompt")]
     EmptyPrompt,
+    /// The grammar cannot be compiled, or failed during generation.
+    #[error(transparent)]
+    Grammar(#[from] crate::constraint::ConstraintError),
     /// No token could be sampled.
     #[error(transparent)]
     Sample(#[from] SampleError),

@@ -49,6 +49,8 @@ pub struct Session {
     load_time: Duration,
     /// The last forward pass's logits: [n_rows, n_vocab].
     logits: Vec<f32>,
+    /// Compiles grammars; built on the first request with one.
+    constraints: crate::constraint::LazyCompiler,
 }
 
 impl std::fmt::Debug for Session {
@@ -125,6 +127,7 @@ impl Session {
             cached: Vec::new(),
             load_time,
             logits: Vec::new(),
+            constraints: Default::default(),
         })
     }
 

@@ -94,6 +94,7 @@ pub fn submit_error(err: SubmitError, param: &str) -> ApiError {
         SubmitError::EmptyPrompt
         | SubmitError::InvalidToken(_)
         | SubmitError::TooManyLogprobs { .. } => ApiError::invalid_param(param, err.to_string()),
+        SubmitError::InvalidGrammar(_) => ApiError::invalid(err.to_string()),
         SubmitError::KvTooSmall { .. } => {
             let mut error = ApiError::invalid(err.to_string());
             error.param = Some("max_tokens".into());
@@ -103,8 +104,30 @@ pub fn submit_error(err: SubmitError, param: &str) -> ApiError {
 }
 
 /// Submits one request per choice. If any is refused, the ones already queued are
-/// cancelled (their tickets drop) and the refusal is returned.
-pub fn submit(
+/// cancelled (their tickets drop) and the refusal is returned. A request with a grammar
+/// is submitted from the blocking pool: compiling it (and, the first time, the model's
+/// token trie) is compute, which never runs on the async threads.
+pub async fn submit(
+    engine: &Engine,
+    prompt: &[u32],
+    params: &GenParams,
+    deadline: Option<Instant>,
+    param: &str,
+) -> Result<Vec<Ticket>, ApiError> {
+    if params.grammar.is_none() {
+        return submit_now(engine, prompt, params, deadline, param);
+    }
+    let (engine, prompt) = (engine.clone(), prompt.to_vec());
+    let (params, param) = (params.clone(), param.to_string());
+    tokio::task::spawn_blocking(move || submit_now(&engine, &prompt, &params, deadline, &param))
+        .await
+        .map_err(|err| {
+            tracing::error!(%err, "submitting failed");
+            ApiError::internal()
+        })?
+}
+
+fn submit_now(
     engine: &Engine,
     prompt: &[u32],
     params: &GenParams,

@@ -9,6 +9,7 @@
 mod auth;
 mod config;
 mod error;
+mod format;
 mod generation;
 mod json;
 mod metrics;

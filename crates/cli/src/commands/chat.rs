@@ -54,6 +54,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         max_tokens: args.max_tokens,
         sampling: sampler_params(&args.sampling),
         stop: Vec::new(),
+        grammar: None,
     };
     let initial: Vec<Message> = args
         .system

@@ -44,6 +44,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         max_tokens: args.max_tokens,
         sampling: sampler_params(&args.sampling),
         stop: args.stop,
+        grammar: super::grammar(&args.grammar)?,
     };
 
     let mut stdout = std::io::stdout().lock();

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokenizer::Tokenizer;
 
+use super::grammar::{self, GrammarState};
 use super::runner::{BatchRows, Runner, SeqKv, StepOutput};
 use super::sequence::{EmbedProgress, Embedding, Generation, RowOutput, Sequence, Work};
 use super::stats::EngineStats;
@@ -18,12 +19,16 @@ use super::Shared;
 const MAX_STEP_ROWS: usize = model::MAX_BATCH;
 
 /// What the handles send to the loop.
+// One command per request goes through the channel: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Generate {
         request: Request,
         events: tokio::sync::mpsc::UnboundedSender<Event>,
         cancel: CancelFlag,
         submitted: Instant,
+        /// The request's grammar, compiled at submit.
+        constraint: Option<Box<crate::constraint::Constraint>>,
     },
     Embed {
         inputs: Vec<Vec<u32>>,
@@ -275,9 +280,11 @@ impl EngineLoop {
                 events,
                 cancel,
                 submitted,
+                constraint,
             } => {
                 let deadline = request.deadline;
-                let generation = Generation::new(request, events, submitted);
+                let grammar = constraint.map(|c| GrammarState::new(*c));
+                let generation = Generation::new(request, events, submitted, grammar);
                 (
                     Work::Generate(Box::new(generation)),
                     cancel,
@@ -344,6 +351,8 @@ impl EngineLoop {
                 budget -= n;
             }
         }
+        // Grammar hook: masks are computed while the forward pass runs.
+        let mut grammars = grammar::take_for_step(&mut self.running, &sizes);
         let mut rows = Vec::with_capacity(self.running.len());
         let mut members = Vec::with_capacity(self.running.len());
         for (i, (seq, &size)) in self.running.iter_mut().zip(&sizes).enumerate() {
@@ -361,9 +370,11 @@ impl EngineLoop {
         let (runner, out) = (&mut self.runner, &mut self.out);
         // A panic in the forward pass (a bug) fails this batch's requests, not the loop:
         // their blocks are given back below, and the pool's state is whole between steps.
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.step(&mut rows, out)));
+        let result = grammar::alongside(&mut grammars, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.step(&mut rows, out)))
+        });
         drop(rows);
+        grammar::put_back(&mut self.running, grammars);
         self.stats.steps_total += 1;
         let error = match result {
             Ok(Ok(())) => None,

@@ -11,6 +11,7 @@
 //! thread and the kernels' pool, never on the caller's (async) threads.
 
 mod engine_loop;
+mod grammar;
 mod logprobs;
 mod runner;
 mod sequence;
@@ -83,6 +84,8 @@ struct Inner {
     /// Blocks of the KV cache and positions per block, for admission checks.
     kv_blocks_total: usize,
     commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// Built on the first request with a grammar.
+    constraints: crate::constraint::LazyCompiler,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -156,6 +159,7 @@ impl Engine {
                 n_vocab,
                 kv_blocks_total,
                 commands: Mutex::new(Some(tx)),
+                constraints: Default::default(),
                 shared,
                 thread: Mutex::new(Some(thread)),
             }),
@@ -209,6 +213,15 @@ impl Engine {
             .saturating_add(request.max_tokens)
             .min(inner.n_ctx);
         self.check_fits(positions)?;
+        let constraint = match &request.grammar {
+            Some(grammar) => Some(Box::new(
+                inner
+                    .constraints
+                    .compile(&inner.tokenizer, grammar)
+                    .map_err(SubmitError::InvalidGrammar)?,
+            )),
+            None => None,
+        };
         let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancelFlag::default();
         let command = Command::Generate {
@@ -216,6 +229,7 @@ impl Engine {
             events,
             cancel: cancel.clone(),
             submitted: Instant::now(),
+            constraint,
         };
         self.send(command)?;
         Ok(Ticket::new(receiver, cancel))

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tokenizer::{Detokenizer, Tokenizer};
 
+use super::grammar::GrammarState;
 use super::logprobs::token_logprob;
 use super::runner::SeqKv;
 use super::stats::EngineStats;
@@ -187,6 +188,8 @@ pub(crate) struct Generation {
     last_token_at: Option<Instant>,
     /// A stop string ended the text.
     stopped: bool,
+    /// The grammar the output must match, if any (see `super::grammar`).
+    pub grammar: Option<Box<GrammarState>>,
 }
 
 impl Generation {
@@ -195,6 +198,7 @@ impl Generation {
         request: Request,
         events: tokio::sync::mpsc::UnboundedSender<Event>,
         submitted: Instant,
+        grammar: Option<GrammarState>,
     ) -> Self {
         let mut sampler = Sampler::new(request.sampler.clone());
         let prompt = &request.prompt;
@@ -216,6 +220,7 @@ impl Generation {
             first_token_at: None,
             last_token_at: None,
             stopped: false,
+            grammar: grammar.map(Box::new),
         }
     }
 
@@ -238,9 +243,14 @@ impl Generation {
         n_ctx: usize,
         stats: &mut EngineStats,
     ) -> Result<Option<FinishReason>, String> {
+        // Grammar hook: sample from the masked logits.
+        let candidates = match &mut self.grammar {
+            Some(grammar) => grammar.masked(logits)?,
+            None => logits,
+        };
         let token = self
             .sampler
-            .sample(logits)
+            .sample(candidates)
             .map_err(|e| format!("sampling failed: {e}"))?;
         let now = Instant::now();
         match self.last_token_at {
@@ -260,6 +270,11 @@ impl Generation {
         if self.request.stop_at_eog && tokenizer.is_eog(token) {
             return Ok(Some(FinishReason::Stop));
         }
+        // Grammar hook: advance past the token; a complete grammar ends the output.
+        let grammar_done = match &mut self.grammar {
+            Some(grammar) => grammar.advance(token)?,
+            None => false,
+        };
         self.sampler.accept(token);
         let piece = self.detokenizer.push(tokenizer, token);
         let released = self.stop.push(&piece);
@@ -277,6 +292,9 @@ impl Generation {
         }
         if released.stopped {
             self.stopped = true;
+            return Ok(Some(FinishReason::Stop));
+        }
+        if grammar_done {
             return Ok(Some(FinishReason::Stop));
         }
         // The new token is fed back next step, which needs a free position.

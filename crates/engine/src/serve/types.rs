@@ -90,6 +90,9 @@ pub const MAX_TOP_LOGPROBS: usize = 20;
 /// Why a request was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
+    /// The request's grammar or JSON Schema cannot be compiled (llguidance's message).
+    #[error("{0}")]
+    InvalidGrammar(crate::constraint::ConstraintError),
     /// The admission queue is full: retry later.
     #[error("the server is busy: {max_queue} requests are already waiting; retry later")]
     QueueFull {

@@ -2,6 +2,7 @@
 //! synthetic model and on real models (when `SLM_TEST_MODELS=1`).
 
 mod common;
+mod grammar;
 mod serve;
 mod serve_real;
 mod session;

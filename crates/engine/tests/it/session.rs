@@ -39,6 +39,7 @@ fn greedy(max_tokens: usize) -> GenerateParams {
         max_tokens,
         sampling: SamplerParams::greedy(),
         stop: Vec::new(),
+        grammar: None,
     }
 }
 

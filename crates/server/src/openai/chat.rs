@@ -28,7 +28,8 @@ pub async fn chat_completions(
     let engine = &served.engine;
     let prompt = generation::tokenize(engine, PromptSource::Chat(messages)).await?;
     generation::check_prompt(engine, &prompt, "messages")?;
-    let tickets = generation::submit(engine, &prompt, &params, state.deadline(), "messages")?;
+    let tickets =
+        generation::submit(engine, &prompt, &params, state.deadline(), "messages").await?;
     let meta = ResponseMeta::new("chatcmpl", &served.spec.name);
     if request.sampling.stream() {
         let render = ChatStream {
