@@ -87,3 +87,28 @@ fn chat_template_and_chat_command() {
         "no prompt when stdin is not a terminal"
     );
 }
+
+#[test]
+fn chat_template_flag_overrides_the_file_and_show_prints_the_source() {
+    if !models_enabled("chat_template_flag_overrides_the_file_and_show_prints_the_source") {
+        return;
+    }
+    let path = model_path(SMOLLM2);
+    let path = path.to_str().expect("UTF-8 path");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = dir.path().join("reject.jinja");
+    std::fs::write(
+        &template,
+        "{{ raise_exception('only tests use this template') }}",
+    )
+    .expect("write template");
+    let template = template.to_str().expect("UTF-8 path");
+    let output = slm(&["run", path, "--chat-template", template, "-n", "1", "Hi"]);
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("only tests use this template"), "{stderr}");
+
+    let shown = run_text(&["show", path]);
+    assert!(shown.contains("--- chat template ---\n"), "{shown}");
+    assert!(shown.contains("<|im_start|>"), "{shown}");
+}

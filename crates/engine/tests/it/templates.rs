@@ -171,3 +171,47 @@ fn long_conversation_render_time() {
         bytes / rounds as usize
     );
 }
+
+/// The catalog models load the template of their file (or, for the base Gemma 3, the
+/// built-in Gemma one) and render as the fixtures say.
+#[test]
+fn catalog_models_load_their_templates() {
+    if !crate::common::enabled("catalog_models_load_their_templates") {
+        return;
+    }
+    let cases = read_json(&fixtures().join("cases.json"));
+    let conversation = conversations(&cases)
+        .into_iter()
+        .find(|c| c.name == "multi_turn")
+        .unwrap();
+    for stem in [
+        "smollm2-135m",
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+        "gemma3-270m",
+    ] {
+        let path = crate::common::model_path(stem);
+        let file = gguf::GgufFile::open(&path).unwrap();
+        let tokenizer = engine::load_tokenizer(&path).unwrap();
+        let template = ChatTemplate::for_model(&file, &tokenizer, None).unwrap();
+        let text = template.render(&conversation.messages, &[], true).unwrap();
+        let expected = if stem == "gemma3-270m" {
+            assert_eq!(template.origin(), &TemplateOrigin::Fallback("gemma"));
+            concat!(
+                "<start_of_turn>user\nYou are a terse assistant.\n\nHi<end_of_turn>\n",
+                "<start_of_turn>model\nHello! How can I help?<end_of_turn>\n",
+                "<start_of_turn>user\nTell me a joke.<end_of_turn>\n<start_of_turn>model\n"
+            )
+            .to_owned()
+        } else {
+            assert_eq!(template.origin(), &TemplateOrigin::Model);
+            let expected = read_json(&fixtures().join(format!("expected/{stem}.json")));
+            text_of(&expected["multi_turn"])
+        };
+        assert_eq!(text, expected, "{stem}");
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    v["text"].as_str().unwrap().to_owned()
+}

@@ -161,3 +161,22 @@ def test_stream_errors_reach_the_client(server):
             model="nope", messages=MESSAGES, stream=True
         ):
             pass
+
+
+def test_a_conversation_the_template_rejects_is_400(fresh, tmp_path):
+    template = tmp_path / "no-system.jinja"
+    template.write_text(
+        "{% for m in messages %}{% if m.role == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "{{ m.content }}{% endfor %}"
+    )
+    s = fresh("chat-template", flags=("--chat-template", str(template)))
+    body = {"messages": [{"role": "system", "content": "Be brief."}] + MESSAGES, "max_tokens": 1}
+    status, _, reply = post_json(s.url("/v1/chat/completions"), body)
+    assert status == 400, reply
+    check(reply, OPENAI_ERROR)
+    assert "System role not supported" in reply["error"]["message"]
+    status, _, reply = post_json(s.url("/v1/chat/completions"), {"messages": MESSAGES, "max_tokens": 1})
+    assert status == 200, reply
+    status, _, shown = post_json(s.url("/api/show"), {"model": MODEL})
+    assert status == 200 and shown["template"] == template.read_text(), shown
