@@ -289,7 +289,7 @@ fn qwen_vocabulary_tool_call_grammar() {
     let lark = r#"
 start: <tool_call> "\n" call "\n" </tool_call> <|im_end|>
 call: %json {
-  "x-guidance": {"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "},
+  "x-guidance": {"whitespace_pattern": "[\\x20\\x0A\\x0D\\x09]{1,32}"},
   "type": "object",
   "properties": {
     "name": {"const": "get_weather"},
