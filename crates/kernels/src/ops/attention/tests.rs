@@ -124,3 +124,135 @@ fn a_batch_over_blocks_equals_each_sequence_alone() {
         }
     }
 }
+
+#[test]
+fn every_instruction_set_gives_the_scalar_bits() {
+    // Head sizes with and without a tail past the last multiple of eight and of 64.
+    for (n_heads, n_kv_heads, head_dim) in [
+        (4, 2, 64),
+        (6, 3, 72),
+        (2, 1, 12),
+        (8, 2, 128),
+        (2, 2, 256),
+        (3, 1, 8),
+    ] {
+        let (q_dim, kv_dim) = (n_heads * head_dim, n_kv_heads * head_dim);
+        // Prefill past a tile, decode at odd depths, a first token.
+        for (n_positions, first_pos) in [(150, 0), (131, 130), (70, 61), (1, 0), (9, 3)] {
+            let k = halves(n_positions * kv_dim, 1 + head_dim as u64);
+            let v = halves(n_positions * kv_dim, 2 + n_positions as u64);
+            let q = values((n_positions - first_pos) * q_dim, 3 + first_pos as u64);
+            for window in [None, Some(37)] {
+                let params = AttentionParams {
+                    n_heads,
+                    n_kv_heads,
+                    head_dim,
+                    scale: 0.3,
+                    window,
+                };
+                let run = |kernels: &AttentionKernels| {
+                    let blocks = [0u32];
+                    let seq = AttentionSeq {
+                        kv: KvBlocks {
+                            k: &k,
+                            v: &v,
+                            blocks: &blocks,
+                            block_tokens: n_positions,
+                        },
+                        rows: 0..n_positions - first_pos,
+                        first_pos,
+                    };
+                    let mut out = vec![0.0; q.len()];
+                    attention_batch_with(kernels, &params, &q, &[seq], &mut out);
+                    out
+                };
+                let expected = run(&AttentionKernels::SCALAR);
+                for set in crate::Kernels::supported() {
+                    let got = run(&set.attention);
+                    let same = got
+                        .iter()
+                        .zip(&expected)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "{}: head_dim {head_dim}, {n_positions} positions from {first_pos}, window {window:?}",
+                        set.isa.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn exp_is_within_three_ulp_of_the_exact_value() {
+    let mut x = -87.0f32;
+    while x <= 88.0 {
+        let exact = (f64::from(x)).exp();
+        let got = f64::from(super::inner::exp(x));
+        let ulp = f64::from(f32::EPSILON) * exact;
+        assert!(
+            (got - exact).abs() <= 3.0 * ulp,
+            "exp({x}) = {got}, exactly {exact}"
+        );
+        x += 0.0137;
+    }
+    assert_eq!(super::inner::exp(-200.0), 0.0);
+    assert_eq!(super::inner::exp(f32::NEG_INFINITY), 0.0);
+    assert_eq!(super::inner::exp(200.0), f32::INFINITY);
+    assert_eq!(super::inner::exp(0.0), 1.0);
+    assert!(super::inner::exp(f32::NAN).is_nan());
+    // Between -126 and -88 ln2 the result is subnormal, still close.
+    let sub = f64::from(super::inner::exp(-95.0));
+    assert!((sub - (-95.0f64).exp()).abs() < 1e-44);
+}
+
+#[test]
+fn vector_exp_sums_give_the_scalar_bits() {
+    let mut scores: Vec<f32> = values(61, 7).iter().map(|v| v * 40.0).collect();
+    // Far below the maximum: subnormal results and flushes to zero.
+    scores.extend([-60.0, -100.0, -130.0, -1e30, f32::NEG_INFINITY]);
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut expected = scores.clone();
+    let expected_sum = (AttentionKernels::SCALAR.exp_sum)(&mut expected, max);
+    for set in crate::Kernels::supported() {
+        let mut got = scores.clone();
+        let sum = (set.attention.exp_sum)(&mut got, max);
+        assert_eq!(sum.to_bits(), expected_sum.to_bits(), "{}", set.isa.name());
+        assert!(got
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+#[test]
+fn vector_swiglu_gives_the_scalar_bits() {
+    let mut gate: Vec<f32> = values(203, 11).iter().map(|v| v * 30.0).collect();
+    gate.extend([0.0, -0.0, 100.0, -100.0, 1e-30, -1e-30, 95.0, -150.0, 300.0]);
+    let up = values(gate.len(), 12);
+    let mut expected = gate.clone();
+    crate::ops::swiglu_scalar(&mut expected, &up);
+    for set in crate::Kernels::supported() {
+        let mut got = gate.clone();
+        (set.swiglu)(&mut got, &up);
+        for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "{}: gate {}",
+                set.isa.name(),
+                gate[i]
+            );
+        }
+    }
+    // SiLU itself stays within a few ulp of the textbook formula.
+    for &x in &gate[..203] {
+        let exact = f64::from(x) / (1.0 + (-f64::from(x)).exp());
+        let got = f64::from(crate::ops::silu(x));
+        assert!(
+            (got - exact).abs() <= 4.0 * f64::from(f32::EPSILON) * exact.abs().max(1e-30),
+            "silu({x})"
+        );
+    }
+}
