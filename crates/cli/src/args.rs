@@ -174,6 +174,11 @@ pub struct RuntimeArgs {
     /// Context size in tokens (default: min(4096, the model's training context)).
     #[arg(short, long)]
     pub ctx: Option<usize>,
+
+    /// A Jinja chat template file used instead of the model's own
+    /// `tokenizer.chat_template` (rendered as Hugging Face transformers renders it).
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
 }
 
 /// `slm tokenize`.
@@ -260,6 +265,11 @@ pub struct ServeArgs {
     /// context)).
     #[arg(short, long)]
     pub ctx: Option<usize>,
+
+    /// A Jinja chat template file used instead of each model's own
+    /// `tokenizer.chat_template`: it applies to every model this server loads.
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
 
     /// Sequences generating at once, per model (the running batch).
     #[arg(long, default_value_t = 8, value_name = "N")]

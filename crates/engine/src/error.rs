@@ -95,6 +95,9 @@ pub enum EngineError {
     /// The engine loop's thread could not be started.
     #[error("cannot start the engine thread")]
     Thread(#[source] std::io::Error),
+    /// The chat template cannot render the conversation (or does not compile).
+    #[error(transparent)]
+    Template(#[from] crate::chat::TemplateError),
     /// An engine setting is unusable.
     #[error("engine setting {setting} is invalid: {reason}")]
     BadConfig {

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use engine::{
-    render_chat, Engine, Event, FinishReason, Message, Request, SubmitError, Ticket, Timings,
-    TokenLogprob, Usage,
+    Engine, Event, FinishReason, Message, Request, SubmitError, Ticket, Timings, TokenLogprob,
+    Usage,
 };
 use futures_util::stream::{self, SelectAll, Stream, StreamExt};
 
@@ -34,22 +34,27 @@ pub enum PromptSource {
 }
 
 /// Turns a prompt into token ids. Templating and tokenizing are compute, so they run on
-/// the blocking pool, not on the async threads. The one place chat templates are applied.
+/// the blocking pool, not on the async threads. The one place chat templates are applied:
+/// a conversation the model's template rejects (or cannot render) is a 400 with the
+/// template's message.
 pub async fn tokenize(engine: &Engine, prompt: PromptSource) -> Result<Vec<u32>, ApiError> {
     let engine = engine.clone();
     tokio::task::spawn_blocking(move || match prompt {
         PromptSource::Chat(messages) => {
-            let text = render_chat(engine.template(), &messages, true);
-            engine.tokenizer().encode(&text, true, true)
+            let text = engine
+                .template()
+                .render(&messages, &[], true)
+                .map_err(|err| ApiError::invalid_param("messages", err.to_string()))?;
+            Ok(engine.tokenizer().encode(&text, true, true))
         }
-        PromptSource::Raw(text) => engine.tokenizer().encode(&text, true, true),
-        PromptSource::Tokens(tokens) => tokens,
+        PromptSource::Raw(text) => Ok(engine.tokenizer().encode(&text, true, true)),
+        PromptSource::Tokens(tokens) => Ok(tokens),
     })
     .await
     .map_err(|err| {
         tracing::error!(%err, "tokenizing failed");
         ApiError::internal()
-    })
+    })?
 }
 
 /// Checks that the prompt leaves room to generate; `param` names the field at fault.

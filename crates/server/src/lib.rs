@@ -190,6 +190,7 @@ fn load_all(state: &AppState) -> Result<Vec<state::Served>, ServerError> {
             max_running: config.parallel.max(1),
             max_queue: config.max_queue,
             pack_cache_dir: config.pack_cache_dir.clone(),
+            chat_template: config.chat_template.clone(),
             ..EngineConfig::default()
         };
         let engine =

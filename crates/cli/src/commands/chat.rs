@@ -28,6 +28,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         &SessionOptions {
             n_ctx: args.runtime.ctx,
             pack_cache_dir: super::pack_cache_dir(),
+            chat_template: super::read_chat_template(args.runtime.chat_template.as_deref())?,
         },
     )
     .with_context(|| format!("cannot load model {}", args.model))?;
@@ -103,7 +104,7 @@ fn reply(
     messages: &[Message],
     params: &GenerateParams,
 ) -> Result<String, EngineError> {
-    let tokens = session.chat_prompt_tokens(messages);
+    let tokens = session.chat_prompt_tokens(messages, &[])?;
     let mut stdout = std::io::stdout().lock();
     INTERRUPTED.store(false, Ordering::SeqCst);
     GENERATING.store(true, Ordering::SeqCst);

@@ -36,6 +36,15 @@ pub fn pack_cache_dir() -> Option<PathBuf> {
         .map(|store| store.packed_dir())
 }
 
+/// The text of a `--chat-template` file, if one was given.
+pub fn read_chat_template(path: Option<&std::path::Path>) -> Result<Option<String>> {
+    path.map(|path| {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read chat template {}", path.display()))
+    })
+    .transpose()
+}
+
 /// Sizes the compute pool when asked to.
 pub fn set_threads(threads: Option<usize>) {
     if let Some(n) = threads {

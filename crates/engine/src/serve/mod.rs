@@ -32,7 +32,7 @@ use gguf::GgufFile;
 use model::Model;
 use tokenizer::Tokenizer;
 
-use crate::chat::TemplateKind;
+use crate::chat::ChatTemplate;
 use crate::error::EngineError;
 use crate::info::ModelInfo;
 
@@ -77,7 +77,7 @@ struct Inner {
     name: String,
     info: ModelInfo,
     tokenizer: Arc<Tokenizer>,
-    template: TemplateKind,
+    template: ChatTemplate,
     config: EngineConfig,
     n_ctx: usize,
     n_vocab: usize,
@@ -106,6 +106,7 @@ impl Engine {
             source,
         })?;
         let info = ModelInfo::from_file(&file);
+        let template = ChatTemplate::for_model(&file, &tokenizer, config.chat_template.as_deref())?;
         let load_options = model::LoadOptions {
             pack_cache_dir: config.pack_cache_dir.clone(),
             cache_name: path
@@ -119,7 +120,6 @@ impl Engine {
                 source,
             }
         })?;
-        let template = info.chat_format.clone();
         let n_vocab = model.config().n_vocab;
         let runner = Runner::new(model, &config);
         let kv_blocks_total = runner.total_blocks();
@@ -181,8 +181,9 @@ impl Engine {
         &self.inner.tokenizer
     }
 
-    /// The model's chat format, for [`crate::render_chat`].
-    pub fn template(&self) -> &TemplateKind {
+    /// The model's chat template (the file's, a `--chat-template` override, or a built-in
+    /// one): [`ChatTemplate::render`] turns conversations into prompt text.
+    pub fn template(&self) -> &ChatTemplate {
         &self.inner.template
     }
 

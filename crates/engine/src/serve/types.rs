@@ -24,6 +24,8 @@ pub struct EngineConfig {
     pub prefill_chunk: usize,
     /// Where repacked weights are cached between runs (see `model::LoadOptions`).
     pub pack_cache_dir: Option<std::path::PathBuf>,
+    /// A Jinja chat template used instead of the model file's (`--chat-template`).
+    pub chat_template: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +38,7 @@ impl Default for EngineConfig {
             max_queue: 64,
             prefill_chunk: 256,
             pack_cache_dir: None,
+            chat_template: None,
         }
     }
 }

@@ -68,11 +68,11 @@ fn serve_output_under_grammars() {
     let tokenizer = engine.tokenizer();
     let chat = |text: &str| {
         let messages = [Message::new(Role::User, text)];
-        tokenizer.encode(
-            &engine::render_chat(engine.template(), &messages, true),
-            true,
-            true,
-        )
+        let text = engine
+            .template()
+            .render(&messages, &[], true)
+            .expect("the template renders");
+        tokenizer.encode(&text, true, true)
     };
 
     // Two sampled replies and one greedy under the schema, in one batch.
@@ -141,10 +141,15 @@ fn session_output_under_a_schema() {
         ..SessionOptions::default()
     };
     let mut session = Session::load(&path, &options).expect("loads");
-    let prompt = session.chat_prompt_tokens(&[Message::new(
-        Role::User,
-        "Describe a fictional user as JSON.",
-    )]);
+    let prompt = session
+        .chat_prompt_tokens(
+            &[Message::new(
+                Role::User,
+                "Describe a fictional user as JSON.",
+            )],
+            &[],
+        )
+        .expect("the template renders");
     let params = GenerateParams {
         max_tokens: 120,
         sampling: SamplerParams::greedy(),

@@ -6,4 +6,5 @@ mod grammar;
 mod serve;
 mod serve_real;
 mod session;
+mod templates;
 mod tiny;
