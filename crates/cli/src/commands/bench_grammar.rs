@@ -36,7 +36,7 @@ pub fn bench_grammar(
     let mut session =
         Session::load(path, &options).with_context(|| format!("cannot load model {name}"))?;
     let request = format!("Reply with one JSON value valid under this JSON Schema:\n{schema}");
-    let prompt = session.chat_prompt_tokens(&[Message::new(Role::User, request)]);
+    let prompt = session.chat_prompt_tokens(&[Message::new(Role::User, request)], &[])?;
     let free = GenerateParams {
         max_tokens: n_gen,
         sampling: SamplerParams::greedy(),
