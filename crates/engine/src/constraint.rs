@@ -109,13 +109,16 @@ impl ConstraintCompiler {
     }
 }
 
-/// JSON output options: compact separators with one space, as `json.dumps` writes, and no
-/// free whitespace, so a small model cannot fill its budget with blank lines.
+/// Whitespace llguidance lets JSON output have between two tokens: enough for the
+/// indented layout models were trained on, bounded so a small model cannot fill its token
+/// budget with blank lines (llguidance's default is unbounded).
+pub const JSON_WHITESPACE: &str = r"[\x20\x0A\x0D\x09]{1,32}";
+
+/// JSON output options: bounded whitespace, and `lenient` where the schema need not be
+/// enforced to the letter (unsupported keywords are then ignored, not refused).
 fn json_options(strict: bool) -> serde_json::Value {
     serde_json::json!({
-        "whitespace_flexible": false,
-        "item_separator": ", ",
-        "key_separator": ": ",
+        "whitespace_pattern": JSON_WHITESPACE,
         "lenient": !strict,
     })
 }

@@ -63,6 +63,12 @@ pub struct BenchArgs {
     /// Only measure the memory read bandwidth (1 GiB buffer, 5 passes).
     #[arg(long, conflicts_with_all = ["model", "no_bandwidth"])]
     pub bandwidth: bool,
+
+    /// Measure what constrained decoding costs instead: greedy chat completions of up to
+    /// N tokens without and with the JSON Schema in FILE, R times each; reports tokens
+    /// per second of both and the mean time of one token mask.
+    #[arg(long, value_name = "FILE", conflicts_with = "bandwidth")]
+    pub json_schema: Option<std::path::PathBuf>,
 }
 
 /// Runs the benchmark and prints its table (or JSON) on stdout; progress goes to stderr.
@@ -72,6 +78,16 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         return bandwidth_only(args.json);
     };
     let path = resolve_model(name)?;
+    if let Some(schema) = &args.json_schema {
+        return super::bench_grammar::bench_grammar(
+            name,
+            &path,
+            schema,
+            args.n_gen,
+            args.repetitions as usize,
+            args.json,
+        );
+    }
     let options = BenchOptions {
         n_prompt: args.n_prompt,
         n_gen: args.n_gen,

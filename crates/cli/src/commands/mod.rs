@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_grammar;
 pub mod chat;
 pub mod perplexity;
 pub mod run;

@@ -20,6 +20,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         prompt.clone()
     };
+    let grammar = super::grammar(&args.grammar)?;
     let path = resolve_model(model)?;
     set_threads(args.runtime.threads);
     let mut session = Session::load(
@@ -44,7 +45,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         max_tokens: args.max_tokens,
         sampling: sampler_params(&args.sampling),
         stop: args.stop,
-        grammar: super::grammar(&args.grammar)?,
+        grammar,
     };
 
     let mut stdout = std::io::stdout().lock();

@@ -4,6 +4,7 @@
 mod bench;
 mod common;
 mod errors;
+mod grammar;
 mod greedy;
 mod perplexity;
 mod sampling;

@@ -207,6 +207,11 @@ fn invalid_grammars_are_refused() {
 
 /// The Qwen2.5 vocabulary from the test model's file, when real models are enabled.
 fn qwen_tokenizer(test: &str) -> Option<Tokenizer> {
+    test_tokenizer(test, "qwen2.5-coder-0.5b")
+}
+
+/// A test model's tokenizer, when real models are enabled.
+fn test_tokenizer(test: &str, stem: &str) -> Option<Tokenizer> {
     if std::env::var("SLM_TEST_MODELS").as_deref() != Ok("1") {
         eprintln!("skipped {test}: set SLM_TEST_MODELS=1 to run tests that load real models");
         return None;
@@ -215,7 +220,7 @@ fn qwen_tokenizer(test: &str) -> Option<Tokenizer> {
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/slm")))
         .expect("SLM_HOME or HOME is set");
-    let path = home.join("models/qwen2.5-coder-0.5b.gguf");
+    let path = home.join(format!("models/{stem}.gguf"));
     Some(crate::load_tokenizer(&path).expect("the test model's tokenizer loads"))
 }
 
@@ -289,7 +294,7 @@ fn qwen_vocabulary_tool_call_grammar() {
     let lark = r#"
 start: <tool_call> "\n" call "\n" </tool_call> <|im_end|>
 call: %json {
-  "x-guidance": {"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "},
+  "x-guidance": {"whitespace_pattern": "[\\x20\\x0A\\x0D\\x09]{1,32}"},
   "type": "object",
   "properties": {
     "name": {"const": "get_weather"},
@@ -312,4 +317,27 @@ call: %json {
     let value: serde_json::Value = serde_json::from_str(body).expect("arguments parse");
     assert_eq!(value["name"], "get_weather");
     assert!(value["arguments"]["city"].is_string(), "{body}");
+}
+
+#[test]
+fn sentencepiece_and_other_bpe_vocabularies() {
+    let grammar = Grammar::JsonSchema {
+        schema: serde_json::json!({
+            "type": "object",
+            "properties": {"word": {"type": "string", "maxLength": 8}, "ok": {"type": "boolean"}},
+            "required": ["word", "ok"],
+            "additionalProperties": false,
+        }),
+        strict: true,
+    };
+    for stem in ["gemma3-270m", "smollm2-135m"] {
+        let Some(tokenizer) = test_tokenizer("sentencepiece_and_other_bpe_vocabularies", stem)
+        else {
+            return;
+        };
+        let text = walk_real(&tokenizer, &grammar, 3);
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{stem}: {text:?}: {e}"));
+        assert!(value["ok"].is_boolean(), "{stem}: {text}");
+    }
 }
