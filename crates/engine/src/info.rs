@@ -35,6 +35,10 @@ pub struct ModelInfo {
     pub has_chat_template: bool,
     /// The chat format slm uses for the model (from the template, else the architecture).
     pub chat_format: TemplateKind,
+    /// How the model writes tool calls (from the template, else the architecture).
+    pub tool_format: crate::tools::ToolFormat,
+    /// Whether the chat template renders a request's tools itself.
+    pub template_renders_tools: bool,
     /// The file's size in bytes.
     pub file_size: u64,
 }
@@ -82,6 +86,8 @@ impl ModelInfo {
                 .map(|a| a.len()),
             has_chat_template: chat_template.is_some(),
             chat_format: TemplateKind::detect(chat_template.as_deref(), &architecture),
+            tool_format: crate::tools::ToolFormat::detect(chat_template.as_deref(), &architecture),
+            template_renders_tools: crate::tools::template_renders_tools(chat_template.as_deref()),
             file_size: file.file_size(),
             architecture,
         }

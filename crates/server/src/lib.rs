@@ -17,6 +17,7 @@ mod openai;
 mod params;
 mod routes;
 mod state;
+mod tools;
 
 use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, SocketAddr};
