@@ -70,6 +70,13 @@ pub(crate) struct Syntax {
     pub bare_json: bool,
 }
 
+impl Syntax {
+    /// Calls without an opener follow each other, separated by `;` (Llama 3).
+    pub fn chains_bare_calls(self) -> bool {
+        self.bare_json && self.closer.is_empty()
+    }
+}
+
 impl ToolFormat {
     /// The format for a model, from its `tokenizer.chat_template` (if any) and its
     /// `general.architecture`.
@@ -128,7 +135,8 @@ impl ToolFormat {
             bare_json,
         };
         match self {
-            ToolFormat::Hermes => call("<tool_call>", "</tool_call>", false, "arguments", false),
+            // Small Qwen models sometimes drop the tags around a call at the start.
+            ToolFormat::Hermes => call("<tool_call>", "</tool_call>", false, "arguments", true),
             ToolFormat::Llama3 => call("<|python_tag|>", "", false, "parameters", true),
             ToolFormat::Mistral => call("[TOOL_CALLS]", "", true, "arguments", false),
             ToolFormat::Phi4Mini => {
@@ -141,7 +149,12 @@ impl ToolFormat {
     /// One call written as the model writes it (for history and examples).
     pub fn write_call(self, name: &str, arguments: &serde_json::Value) -> String {
         let syntax = self.syntax();
-        let object = serde_json::json!({ "name": name, syntax.arguments_key: arguments });
+        // The name first, as models are trained to write it (a JSON map would sort the keys).
+        let object = format!(
+            "{{\"name\": {}, \"{}\": {arguments}}}",
+            serde_json::Value::from(name),
+            syntax.arguments_key
+        );
         match self {
             ToolFormat::Hermes | ToolFormat::Fenced => {
                 format!("{}\n{object}\n{}", syntax.opener, syntax.closer)

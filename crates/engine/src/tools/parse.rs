@@ -112,7 +112,7 @@ fn bare_calls(syntax: Syntax, text: &str) -> Result<(Vec<ToolCall>, &str), ToolP
         calls.push(to_call(value, syntax, calls.len())?);
         rest = after;
         let next = rest.trim_start().trim_start_matches(';').trim_start();
-        if !next.starts_with('{') {
+        if !syntax.chains_bare_calls() || !next.starts_with('{') {
             return Ok((calls, rest));
         }
         rest = next;
@@ -126,7 +126,7 @@ fn one_block<'t>(
     calls: &mut Vec<ToolCall>,
 ) -> Result<&'t str, ToolParseError> {
     let index = calls.len();
-    if syntax.bare_json {
+    if syntax.chains_bare_calls() {
         let (found, after) = bare_calls(syntax, text)?;
         calls.extend(found);
         return Ok(after);

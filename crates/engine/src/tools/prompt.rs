@@ -23,15 +23,14 @@ fn tool_lines(tools: &[ToolSpec]) -> String {
 
 /// The system prompt that teaches a model the tools and how to call them in `format`.
 pub fn system_prompt(format: ToolFormat, tools: &[ToolSpec]) -> String {
-    let example = format.write_call(
-        "function_name",
-        &json!({ "argument_name": "argument value" }),
-    );
+    let example = format
+        .write_call("function_name", &json!({}))
+        .replace("{}", "{arguments as a JSON object}");
     format!(
         "# Tools\n\nYou may call one or more functions to answer the user. The functions, \
          with JSON Schemas of their arguments, are listed within <tools></tools> tags:\n\
          <tools>\n{}\n</tools>\n\nTo call a function, reply with exactly this, the \
-         arguments being a JSON object that follows the function's schema:\n{example}\n\n\
+         arguments following the function's schema:\n{example}\n\n\
          Otherwise answer in plain text. Each call's result comes back in a later message.",
         tool_lines(tools)
     )

@@ -268,8 +268,8 @@ impl StreamParser {
                 self.state = State::Closer;
             }
             (true, _) => self.fail(events, "expected , or ] after a call in the list".into()),
-            (false, ';') if self.syntax.bare_json => self.consume(c),
-            (false, '{') if self.syntax.bare_json => self.start_object(),
+            (false, ';') if self.syntax.chains_bare_calls() => self.consume(c),
+            (false, '{') if self.syntax.chains_bare_calls() => self.start_object(),
             (false, _) => self.state = State::Closer,
         }
         true
