@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::params::GenParams;
 
+#[cfg(test)]
+mod tests;
+
 /// The most tools one request may offer.
 pub const MAX_TOOLS: usize = 128;
 
