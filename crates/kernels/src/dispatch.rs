@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use crate::ops::AttentionKernels;
 use crate::packed::PackedGemmFn;
 use crate::{scalar, DType};
 
@@ -110,6 +111,8 @@ pub struct Kernels {
     /// The same in ggml's lane order, for the 32-value formats and at most
     /// [`crate::packed::MAX_LANE_TOKENS`] tokens ([`crate::packed::uses_lanes`]).
     pub packed_gemm_lanes: PackedGemmFn,
+    /// The inner loops of attention ([`crate::ops::attention_batch`]).
+    pub attention: AttentionKernels,
 }
 
 impl Kernels {
@@ -136,6 +139,7 @@ impl Kernels {
             ],
             packed_gemm: crate::packed::reference::gemm,
             packed_gemm_lanes: crate::packed::reference::gemm_lanes,
+            attention: AttentionKernels::SCALAR,
         }
     }
 

@@ -19,8 +19,10 @@ use half::slice::HalfFloatSliceExt;
 
 use crate::pool;
 
-/// Keys and values converted to f32 at a time.
-const KV_TILE: usize = 64;
+pub(crate) mod inner;
+
+use inner::{AttentionKernels, KV_TILE};
+
 /// Queries of consecutive tokens that share a task.
 const TOKEN_BLOCK: usize = 16;
 /// Below this many query-key products a call runs on the caller's thread alone: waking
@@ -144,6 +146,18 @@ pub fn attention_batch(
     seqs: &[AttentionSeq],
     out: &mut [f32], // [n_rows, n_heads * head_dim]
 ) {
+    attention_batch_with(&crate::kernels().attention, params, q, seqs, out);
+}
+
+/// [`attention_batch`] with the inner loops of a given instruction set; every set gives
+/// the same bits.
+pub fn attention_batch_with(
+    kernels: &AttentionKernels,
+    params: &AttentionParams,
+    q: &[f32], // [n_rows, n_heads * head_dim]
+    seqs: &[AttentionSeq],
+    out: &mut [f32], // [n_rows, n_heads * head_dim]
+) {
     let head_dim = params.head_dim;
     let q_dim = params.n_heads * head_dim;
     let kv_dim = params.n_kv_heads * head_dim;
@@ -207,6 +221,7 @@ pub fn attention_batch(
         let start = seq.rows.start + block * TOKEN_BLOCK;
         let tokens = start..(start + TOKEN_BLOCK).min(seq.rows.end);
         let mut task = Task {
+            kernels,
             params,
             q,
             kv: seq.kv,
@@ -229,7 +244,8 @@ pub fn attention_batch(
 /// Per-thread buffers of [`Task::run`], grown to the largest task seen.
 #[derive(Default)]
 struct Scratch {
-    k: Vec<f32>,      // [KV_TILE, head_dim]
+    k: Vec<f16>,      // [KV_TILE, head_dim]
+    kt: Vec<f32>,     // [head_dim, KV_TILE]
     v: Vec<f32>,      // [KV_TILE, head_dim]
     scores: Vec<f32>, // [KV_TILE]
     max: Vec<f32>,    // [n_queries]
@@ -242,6 +258,7 @@ thread_local! {
 
 /// The queries of some heads of one key/value head, for a block of one sequence's tokens.
 struct Task<'a> {
+    kernels: &'a AttentionKernels,
     params: &'a AttentionParams,
     q: &'a [f32],
     kv: KvBlocks<'a>,
@@ -276,7 +293,8 @@ impl Task<'_> {
         let head_dim = p.head_dim;
         let kv_dim = p.n_kv_heads * head_dim;
         let n_queries = self.heads.len() * self.tokens.len();
-        s.k.resize(KV_TILE * head_dim, 0.0);
+        s.k.resize(KV_TILE * head_dim, f16::ZERO);
+        s.kt.resize(KV_TILE * head_dim, 0.0);
         s.v.resize(KV_TILE * head_dim, 0.0);
         s.scores.resize(KV_TILE, 0.0);
         s.max.clear();
@@ -297,9 +315,10 @@ impl Task<'_> {
             for (i, pos) in tile.clone().enumerate() {
                 let at = self.kv.row_start(pos, kv_dim) + self.kv_head * head_dim;
                 let dst = i * head_dim..(i + 1) * head_dim;
-                self.kv.k[at..at + head_dim].convert_to_f32_slice(&mut s.k[dst.clone()]);
+                s.k[dst.clone()].copy_from_slice(&self.kv.k[at..at + head_dim]);
                 self.kv.v[at..at + head_dim].convert_to_f32_slice(&mut s.v[dst]);
             }
+            (self.kernels.keys_transposed)(&s.k[..tile.len() * head_dim], head_dim, &mut s.kt);
             let mut query = 0;
             for token in self.tokens.clone() {
                 let visible = p.visible(self.pos(token));
@@ -340,48 +359,23 @@ impl Task<'_> {
         let at = (token * self.params.n_heads + head) * head_dim;
         let all_q = self.q;
         let q = &all_q[at..at + head_dim];
+        let kernels = self.kernels;
+        let tile_max = (kernels.scores)(q, &s.kt, rows.clone(), self.params.scale, &mut s.scores);
         let scores = &mut s.scores[rows.clone()];
-        for (score, row) in scores.iter_mut().zip(rows.clone()) {
-            *score = dot(q, &s.k[row * head_dim..(row + 1) * head_dim]) * self.params.scale;
-        }
-        let tile_max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let old_max = s.max[query];
         let new_max = old_max.max(tile_max);
         let out = self.out_head(token, head);
         if new_max > old_max {
-            let ms = (old_max - new_max).exp();
+            let ms = inner::exp(old_max - new_max);
             out.iter_mut().for_each(|o| *o *= ms);
             s.sum[query] *= ms;
         }
         s.max[query] = new_max;
-        let mut tile_sum = 0.0f64;
-        for score in scores.iter_mut() {
-            *score = (*score - new_max).exp();
-            tile_sum += f64::from(*score);
-        }
+        let tile_sum = (kernels.exp_sum)(scores, new_max);
         s.sum[query] = (f64::from(s.sum[query]) + tile_sum) as f32;
-        for (&w, row) in scores.iter().zip(rows) {
-            let v = &s.v[row * head_dim..(row + 1) * head_dim];
-            out.iter_mut().zip(v).for_each(|(o, &x)| *o += w * x);
-        }
+        let v = &s.v[rows.start * head_dim..rows.end * head_dim];
+        (kernels.accumulate)(scores, v, out);
     }
-}
-
-/// Dot product with eight running sums, which the compiler keeps in vector registers.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.chunks_exact(8).zip(b.chunks_exact(8));
-    for (x, y) in chunks {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail = a.len() - a.len() % 8;
-    let mut sum: f32 = acc.iter().sum();
-    for (x, y) in a[tail..].iter().zip(&b[tail..]) {
-        sum += x * y;
-    }
-    sum
 }
 
 /// One query head against one key/value head: `out = softmax(scale * q·K) V` over

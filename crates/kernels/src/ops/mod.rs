@@ -16,8 +16,11 @@ mod rope;
 mod softmax;
 
 pub use activation::{geglu, gelu, gelu_exact, silu, swiglu};
+pub(crate) use attention::inner as attention_inner;
+pub use attention::inner::{AttentionKernels, KV_TILE};
 pub use attention::{
-    attention, attention_batch, attention_row, AttentionParams, AttentionSeq, KvBlocks,
+    attention, attention_batch, attention_batch_with, attention_row, AttentionParams, AttentionSeq,
+    KvBlocks,
 };
 pub use norm::{rms_norm, rms_norm_in_place};
 pub use rope::{Rope, RopeStyle};

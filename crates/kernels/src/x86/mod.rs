@@ -7,6 +7,7 @@
 //! functions are only reachable through a [`Kernels`] table that [`install_avx2`] or
 //! [`install_avx512`] filled after checking the CPU's features.
 
+mod attn;
 mod common;
 mod dot_float;
 mod dot_k;
@@ -238,6 +239,12 @@ pub(crate) fn install_avx2(k: &mut Kernels) -> bool {
         return false;
     }
     avx2::install(k);
+    k.attention = crate::ops::AttentionKernels {
+        keys_transposed: attn::keys_transposed,
+        scores: attn::scores,
+        exp_sum: attn::exp_sum,
+        accumulate: attn::accumulate,
+    };
     k.packed_gemm = packed256::gemm;
     k.packed_gemm_lanes = packed256::gemm_lanes;
     true

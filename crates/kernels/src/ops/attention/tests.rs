@@ -124,3 +124,97 @@ fn a_batch_over_blocks_equals_each_sequence_alone() {
         }
     }
 }
+
+#[test]
+fn every_instruction_set_gives_the_scalar_bits() {
+    // Head sizes with and without a tail past the last multiple of eight and of 64.
+    for (n_heads, n_kv_heads, head_dim) in [
+        (4, 2, 64),
+        (6, 3, 72),
+        (2, 1, 12),
+        (8, 2, 128),
+        (2, 2, 256),
+        (3, 1, 8),
+    ] {
+        let (q_dim, kv_dim) = (n_heads * head_dim, n_kv_heads * head_dim);
+        // Prefill past a tile, decode at odd depths, a first token.
+        for (n_positions, first_pos) in [(150, 0), (131, 130), (70, 61), (1, 0), (9, 3)] {
+            let k = halves(n_positions * kv_dim, 1 + head_dim as u64);
+            let v = halves(n_positions * kv_dim, 2 + n_positions as u64);
+            let q = values((n_positions - first_pos) * q_dim, 3 + first_pos as u64);
+            for window in [None, Some(37)] {
+                let params = AttentionParams {
+                    n_heads,
+                    n_kv_heads,
+                    head_dim,
+                    scale: 0.3,
+                    window,
+                };
+                let run = |kernels: &AttentionKernels| {
+                    let blocks = [0u32];
+                    let seq = AttentionSeq {
+                        kv: KvBlocks {
+                            k: &k,
+                            v: &v,
+                            blocks: &blocks,
+                            block_tokens: n_positions,
+                        },
+                        rows: 0..n_positions - first_pos,
+                        first_pos,
+                    };
+                    let mut out = vec![0.0; q.len()];
+                    attention_batch_with(kernels, &params, &q, &[seq], &mut out);
+                    out
+                };
+                let expected = run(&AttentionKernels::SCALAR);
+                for set in crate::Kernels::supported() {
+                    let got = run(&set.attention);
+                    let same = got
+                        .iter()
+                        .zip(&expected)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "{}: head_dim {head_dim}, {n_positions} positions from {first_pos}, window {window:?}",
+                        set.isa.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn exp_is_within_two_ulp_of_the_exact_value() {
+    let mut x = -87.0f32;
+    while x <= 0.0 {
+        let exact = (f64::from(x)).exp();
+        let got = f64::from(super::inner::exp(x));
+        let ulp = f64::from(f32::EPSILON) * exact;
+        assert!(
+            (got - exact).abs() <= 2.0 * ulp,
+            "exp({x}) = {got}, exactly {exact}"
+        );
+        x += 0.0137;
+    }
+    assert_eq!(super::inner::exp(-100.0), 0.0);
+    assert_eq!(super::inner::exp(f32::NEG_INFINITY), 0.0);
+    assert_eq!(super::inner::exp(0.0), 1.0);
+}
+
+#[test]
+fn vector_exp_sums_give_the_scalar_bits() {
+    let scores: Vec<f32> = values(61, 7).iter().map(|v| v * 40.0).collect();
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut expected = scores.clone();
+    let expected_sum = (AttentionKernels::SCALAR.exp_sum)(&mut expected, max);
+    for set in crate::Kernels::supported() {
+        let mut got = scores.clone();
+        let sum = (set.attention.exp_sum)(&mut got, max);
+        assert_eq!(sum.to_bits(), expected_sum.to_bits(), "{}", set.isa.name());
+        assert!(got
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
