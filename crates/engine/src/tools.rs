@@ -32,7 +32,7 @@ mod stream;
 mod tests;
 
 pub use grammar::{lark_grammar, GrammarOptions, ToolGrammarError};
-pub use parse::{parse, ParsedOutput, ToolParseError};
+pub use parse::{parse, parse_lenient, ParsedOutput, ToolParseError};
 pub use prompt::{lower_messages, system_prompt, with_tool_prompt};
 pub use stream::{StreamEvent, StreamParser};
 

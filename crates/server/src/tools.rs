@@ -110,24 +110,23 @@ impl ToolPlan {
         if !self.active() {
             return (text.to_owned(), Vec::new());
         }
-        match tools::parse(self.format, text) {
-            Ok(parsed) => {
-                let (known, unknown): (Vec<ToolCall>, Vec<ToolCall>) =
-                    parsed.calls.into_iter().partition(|c| self.offers(&c.name));
-                if !unknown.is_empty() {
-                    tracing::info!(
-                        calls = unknown.len(),
-                        "the model called functions the request did not offer; returned as text"
-                    );
-                    return (text.to_owned(), Vec::new());
-                }
-                (parsed.content, known)
-            }
-            Err(err) => {
-                tracing::info!(reason = %err, format = self.format.name(), "a tool call could not be read; returned as text");
-                (text.to_owned(), Vec::new())
-            }
+        let (parsed, error) = tools::parse_lenient(self.format, text);
+        if let Some(err) = error {
+            tracing::info!(reason = %err, format = self.format.name(), "a tool call could not be read; returned as text");
         }
+        let unknown = parsed
+            .calls
+            .iter()
+            .filter(|c| !self.offers(&c.name))
+            .count();
+        if unknown > 0 {
+            tracing::info!(
+                calls = unknown,
+                "the model called functions the request did not offer; returned as text"
+            );
+            return (text.to_owned(), Vec::new());
+        }
+        (parsed.content, parsed.calls)
     }
 
     /// Whether the request offers this function.

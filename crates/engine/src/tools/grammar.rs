@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 use super::{ToolChoice, ToolFormat};
 use crate::chat::ToolSpec;
 
+/// The most calls one answer may hold when parallel calls are on (a small model would
+/// otherwise repeat calls until its token limit).
+pub const MAX_PARALLEL_CALLS: usize = 8;
+
 /// How to write the format's fixed text in a grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GrammarOptions {
@@ -88,27 +92,29 @@ fn calls_rule(format: ToolFormat, options: GrammarOptions) -> String {
     let open = fixed(syntax.opener, options.opener_token);
     let close = fixed(syntax.closer, options.closer_token);
     let parallel = options.parallel;
+    let more = MAX_PARALLEL_CALLS - 1;
     match format {
         ToolFormat::Hermes | ToolFormat::Fenced => {
             let block = format!("{open} \"\\n\" call \"\\n\" {close}");
             if parallel {
-                format!("calls: block (\"\\n\" block)*\nblock: {block}")
+                // A newline after a block may end the answer or start the next block.
+                format!("calls: block (\"\\n\" block){{0,{more}}} \"\\n\"?\nblock: {block}")
             } else {
                 format!("calls: {block}")
             }
         }
         ToolFormat::Llama3 => {
             if parallel {
-                "calls: call (\"; \" call)*".to_owned()
+                format!("calls: call (\"; \" call){{0,{more}}}")
             } else {
                 "calls: call".to_owned()
             }
         }
         ToolFormat::Mistral | ToolFormat::Phi4Mini => {
             let list = if parallel {
-                "call (\", \" call)*"
+                format!("call (\", \" call){{0,{more}}}")
             } else {
-                "call"
+                "call".to_owned()
             };
             let close = if syntax.closer.is_empty() {
                 String::new()

@@ -64,8 +64,19 @@ pub enum ToolParseError {
 }
 
 /// Splits finished output into content and calls in `format`. A closer missing at the very
-/// end is forgiven (generation stopped right after the call).
+/// end is forgiven (generation stopped right after the call). Any malformed call is an error.
 pub fn parse(format: ToolFormat, text: &str) -> Result<ParsedOutput, ToolParseError> {
+    let (parsed, error) = parse_lenient(format, text);
+    match error {
+        Some(error) => Err(error),
+        None => Ok(parsed),
+    }
+}
+
+/// As [`parse`], but the calls before a malformed one are kept: the malformed call and
+/// everything after it become content, and the error says why (as [`super::StreamParser`]
+/// does; a generation cut short by its token limit ends this way).
+pub fn parse_lenient(format: ToolFormat, text: &str) -> (ParsedOutput, Option<ToolParseError>) {
     let syntax = format.syntax();
     let mut content = String::new();
     let mut calls = Vec::new();
@@ -79,20 +90,59 @@ pub fn parse(format: ToolFormat, text: &str) -> Result<ParsedOutput, ToolParseEr
                     rest = after;
                 }
                 // A JSON answer that is not a call is text.
-                Err(_) => return Ok(plain(text)),
+                Err(_) => return (plain(text), None),
             }
         }
     }
+    let mut error = None;
     while let Some(at) = rest.find(syntax.opener) {
         content.push_str(&rest[..at]);
-        rest = &rest[at + syntax.opener.len()..];
-        rest = one_block(syntax, rest, &mut calls)?;
+        let block = &rest[at..];
+        let mut found = Vec::new();
+        match one_block(syntax, &block[syntax.opener.len()..], &mut found) {
+            Ok(after) => {
+                calls.extend(found);
+                rest = after;
+            }
+            Err(err) => {
+                error = Some(renumber(err, calls.len()));
+                rest = block;
+                break;
+            }
+        }
     }
     content.push_str(rest);
-    Ok(ParsedOutput {
+    let parsed = ParsedOutput {
         content: content.trim().to_owned(),
         calls,
-    })
+    };
+    (parsed, error)
+}
+
+/// An error of a block whose calls were counted from 0, counted from `offset`.
+fn renumber(error: ToolParseError, offset: usize) -> ToolParseError {
+    match error {
+        ToolParseError::Json { index, message } => ToolParseError::Json {
+            index: index.saturating_add(offset),
+            message,
+        },
+        ToolParseError::Empty { index, opener } => ToolParseError::Empty {
+            index: index.saturating_add(offset),
+            opener,
+        },
+        ToolParseError::NoName { index } => ToolParseError::NoName {
+            index: index.saturating_add(offset),
+        },
+        ToolParseError::ArgumentsNotObject { index, name } => ToolParseError::ArgumentsNotObject {
+            index: index.saturating_add(offset),
+            name,
+        },
+        ToolParseError::Unclosed { index, closer } => ToolParseError::Unclosed {
+            index: index.saturating_add(offset),
+            closer,
+        },
+        other @ ToolParseError::NotArray { .. } => other,
+    }
 }
 
 fn plain(text: &str) -> ParsedOutput {
