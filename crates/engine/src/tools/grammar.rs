@@ -67,7 +67,13 @@ pub fn lark_grammar(
     }
     let mut lines = Vec::new();
     let calls = calls_rule(format, options);
-    if *choice == ToolChoice::Auto {
+    let syntax = format.syntax();
+    if *choice == ToolChoice::Auto && syntax.bare_json && !syntax.closer.is_empty() {
+        // The format's parser also reads one bare call object at the start (Hermes): a
+        // model that begins with a brace writes such a call rather than free text.
+        lines.push("start: TEXT | calls | call".to_owned());
+        lines.push(text_terminal(format));
+    } else if *choice == ToolChoice::Auto {
         lines.push("start: TEXT | calls".to_owned());
         lines.push(text_terminal(format));
     } else {

@@ -386,6 +386,13 @@ fn grammars_for_each_choice() {
         .expect("grammar")
         .expect("some grammar");
     assert!(auto.starts_with("start: TEXT | calls\nTEXT: /(?s:.+)/ & ~/(?s:.*<\\|python_tag\\|>.*)/ & ~/(?s:\\s*\\{.*)/\n"), "{auto}");
+    let hermes_auto = lark_grammar(ToolFormat::Hermes, &tools(), &ToolChoice::Auto, options)
+        .expect("grammar")
+        .expect("some grammar");
+    assert!(
+        hermes_auto.starts_with("start: TEXT | calls | call\n"),
+        "{hermes_auto}"
+    );
     assert_eq!(
         lark_grammar(ToolFormat::Hermes, &tools(), &ToolChoice::None, options),
         Ok(None)
