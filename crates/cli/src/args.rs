@@ -72,10 +72,34 @@ pub struct RunArgs {
     pub stop: Vec<String>,
 
     #[command(flatten)]
+    pub grammar: GrammarArgs,
+
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// What the output must match (at most one).
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct GrammarArgs {
+    /// The output is one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The output is JSON valid under the JSON Schema in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<std::path::PathBuf>,
+
+    /// The output matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub regex: Option<String>,
+
+    /// The output matches the Lark grammar in FILE (llguidance's dialect).
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<std::path::PathBuf>,
 }
 
 /// `slm chat`.
@@ -150,6 +174,11 @@ pub struct RuntimeArgs {
     /// Context size in tokens (default: min(4096, the model's training context)).
     #[arg(short, long)]
     pub ctx: Option<usize>,
+
+    /// A Jinja chat template file used instead of the model's own
+    /// `tokenizer.chat_template` (rendered as Hugging Face transformers renders it).
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
 }
 
 /// `slm tokenize`.
@@ -237,6 +266,11 @@ pub struct ServeArgs {
     #[arg(short, long)]
     pub ctx: Option<usize>,
 
+    /// A Jinja chat template file used instead of each model's own
+    /// `tokenizer.chat_template`: it applies to every model this server loads.
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
+
     /// Sequences generating at once, per model (the running batch).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub parallel: usize,
@@ -259,6 +293,11 @@ pub struct ServeArgs {
     /// cancelled.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub shutdown_grace: u64,
+
+    /// Evaluate every prompt whole: do not keep or share the KV cache of prompt prefixes
+    /// that requests have in common (a repeated system prompt, an earlier turn).
+    #[arg(long)]
+    pub no_prefix_cache: bool,
 }
 
 /// A size in bytes: a number with an optional K, M, G (powers of 1000) or KiB, MiB, GiB

@@ -56,6 +56,9 @@ pub enum EngineError {
     /// Generation needs at least one prompt token.
     #[error("the prompt is empty and the model adds no BOS token; give a non-empty prompt")]
     EmptyPrompt,
+    /// The grammar cannot be compiled, or failed during generation.
+    #[error(transparent)]
+    Grammar(#[from] crate::constraint::ConstraintError),
     /// No token could be sampled.
     #[error(transparent)]
     Sample(#[from] SampleError),
@@ -92,6 +95,9 @@ pub enum EngineError {
     /// The engine loop's thread could not be started.
     #[error("cannot start the engine thread")]
     Thread(#[source] std::io::Error),
+    /// The chat template cannot render the conversation (or does not compile).
+    #[error(transparent)]
+    Template(#[from] crate::chat::TemplateError),
     /// An engine setting is unusable.
     #[error("engine setting {setting} is invalid: {reason}")]
     BadConfig {

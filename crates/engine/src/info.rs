@@ -5,7 +5,7 @@ use std::path::Path;
 
 use gguf::GgufFile;
 
-use crate::chat::TemplateKind;
+use crate::chat::fallback::{self, Fallback};
 use crate::error::EngineError;
 
 /// What a GGUF file holds, in numbers.
@@ -33,8 +33,13 @@ pub struct ModelInfo {
     pub n_vocab: Option<usize>,
     /// Whether the file carries `tokenizer.chat_template`.
     pub has_chat_template: bool,
-    /// The chat format slm uses for the model (from the template, else the architecture).
-    pub chat_format: TemplateKind,
+    /// The file's `tokenizer.chat_template`: the Jinja source slm renders chats with.
+    pub chat_template: Option<String>,
+    /// The file's `tokenizer.chat_template.tool_use`, used instead when tools are given.
+    pub chat_template_tool_use: Option<String>,
+    /// The built-in template used when the file has none (from the architecture and the
+    /// vocabulary).
+    pub fallback_template: Fallback,
     /// How the model writes tool calls (from the template, else the architecture).
     pub tool_format: crate::tools::ToolFormat,
     /// Whether the chat template renders a request's tools itself.
@@ -63,6 +68,10 @@ impl ModelInfo {
                 .and_then(|v| v.as_u64())
         };
         let chat_template = string("tokenizer.chat_template");
+        let tokens = file
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.as_array())
+            .and_then(|a| a.as_strings());
         let mut tensor_types = BTreeMap::new();
         let mut n_params = 0u64;
         for tensor in file.tensors() {
@@ -80,16 +89,25 @@ impl ModelInfo {
             n_heads: number("attention.head_count"),
             n_kv_heads: number("attention.head_count_kv"),
             n_embd: number("embedding_length"),
-            n_vocab: file
-                .get("tokenizer.ggml.tokens")
-                .and_then(|v| v.as_array())
-                .map(|a| a.len()),
+            n_vocab: tokens.map(<[String]>::len),
             has_chat_template: chat_template.is_some(),
-            chat_format: TemplateKind::detect(chat_template.as_deref(), &architecture),
             tool_format: crate::tools::ToolFormat::detect(chat_template.as_deref(), &architecture),
             template_renders_tools: crate::tools::template_renders_tools(chat_template.as_deref()),
+            chat_template_tool_use: string("tokenizer.chat_template.tool_use"),
+            fallback_template: fallback::for_model(&architecture, |text| {
+                tokens.is_some_and(|tokens| tokens.iter().any(|t| t == text))
+            }),
+            chat_template,
             file_size: file.file_size(),
             architecture,
         }
+    }
+
+    /// The Jinja source of the chat template slm uses for the file (without a
+    /// `--chat-template` override): the file's own, else the built-in one.
+    pub fn chat_template_source(&self) -> &str {
+        self.chat_template
+            .as_deref()
+            .unwrap_or(self.fallback_template.source)
     }
 }

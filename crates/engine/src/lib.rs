@@ -19,7 +19,9 @@ mod session;
 pub mod stop;
 pub mod tools;
 
-pub use chat::{render_chat, Message, Role, TemplateKind, ToolCall, ToolSpec};
+pub use chat::{
+    ChatTemplate, Message, Role, SpecialTokens, TemplateError, TemplateOrigin, ToolCall, ToolSpec,
+};
 pub use constraint::Grammar;
 pub use error::EngineError;
 pub use info::ModelInfo;

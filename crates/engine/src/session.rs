@@ -8,7 +8,7 @@ use gguf::GgufFile;
 use model::{KvCache, LoadOptions, Logits, Model, ModelConfig};
 use tokenizer::Tokenizer;
 
-use crate::chat::{render_chat, Message, TemplateKind};
+use crate::chat::{ChatTemplate, Message, ToolSpec};
 use crate::error::EngineError;
 use crate::sampler::{Sampler, SamplerParams};
 
@@ -30,6 +30,8 @@ pub struct SessionOptions {
     /// Where repacked weights are cached between runs (see `model::LoadOptions`);
     /// `None` repacks in memory at every load.
     pub pack_cache_dir: Option<std::path::PathBuf>,
+    /// A Jinja chat template used instead of the file's (`--chat-template`).
+    pub chat_template: Option<String>,
 }
 
 /// A model ready to generate: weights, tokenizer, chat format and a KV cache.
@@ -39,7 +41,7 @@ pub struct SessionOptions {
 pub struct Session {
     model: Model,
     tokenizer: Tokenizer,
-    template: TemplateKind,
+    template: ChatTemplate,
     has_chat_template: bool,
     cache: KvCache,
     /// The tokens whose keys and values the cache holds, in order.
@@ -47,6 +49,8 @@ pub struct Session {
     load_time: Duration,
     /// The last forward pass's logits: [n_rows, n_vocab].
     logits: Vec<f32>,
+    /// Compiles grammars; built on the first request with one.
+    constraints: crate::constraint::LazyCompiler,
 }
 
 impl std::fmt::Debug for Session {
@@ -74,10 +78,9 @@ impl Session {
             path: path.to_path_buf(),
             source,
         })?;
-        let chat_template = file
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
+        let has_chat_template = file.get("tokenizer.chat_template").is_some();
+        let template =
+            ChatTemplate::for_model(&file, &tokenizer, options.chat_template.as_deref())?;
         let load_options = LoadOptions {
             pack_cache_dir: options.pack_cache_dir.clone(),
             cache_name: path
@@ -92,7 +95,6 @@ impl Session {
             }
         })?;
         let config = model.config();
-        let template = TemplateKind::detect(chat_template.as_deref(), &config.architecture);
         let n_ctx = match options.n_ctx {
             Some(n) => n,
             None => DEFAULT_N_CTX.min(config.n_ctx_train.max(1)),
@@ -112,7 +114,7 @@ impl Session {
         tracing::info!(
             architecture = %config.architecture,
             n_ctx,
-            template = template.name(),
+            template = %template.describe(),
             load_ms = load_time.as_millis() as u64,
             "model loaded"
         );
@@ -120,11 +122,12 @@ impl Session {
             model,
             tokenizer,
             template,
-            has_chat_template: chat_template.is_some(),
+            has_chat_template,
             cache,
             cached: Vec::new(),
             load_time,
             logits: Vec::new(),
+            constraints: Default::default(),
         })
     }
 
@@ -138,15 +141,15 @@ impl Session {
         &self.tokenizer
     }
 
-    /// The chat format used for this model.
-    pub fn template(&self) -> &TemplateKind {
+    /// The chat template used for this model (its source: [`ChatTemplate::source`]).
+    pub fn template(&self) -> &ChatTemplate {
         &self.template
     }
 
     /// True when the file carries a chat template: an instruction-tuned model, which
     /// completion front ends give a user message in its chat format. A file without one
-    /// (a base model such as Gemma 3 270M) completes raw text; chatting with it still uses
-    /// [`Session::template`], its family's format.
+    /// (a base model such as Gemma 3 270M) completes raw text; chatting with it uses
+    /// [`Session::template`], a built-in template for its family.
     pub fn is_chat_model(&self) -> bool {
         self.has_chat_template
     }
@@ -173,11 +176,15 @@ impl Session {
         self.tokenizer.encode(text, true, true)
     }
 
-    /// Tokens for a conversation in the model's chat format, ending with the opening of the
-    /// assistant's turn.
-    pub fn chat_prompt_tokens(&self, messages: &[Message]) -> Vec<u32> {
-        let text = render_chat(&self.template, messages, true);
-        self.tokenizer.encode(&text, true, true)
+    /// Tokens for a conversation (and the tools the model may call) rendered by the
+    /// model's chat template, ending with the opening of the assistant's turn.
+    pub fn chat_prompt_tokens(
+        &self,
+        messages: &[Message],
+        tools: &[ToolSpec],
+    ) -> Result<Vec<u32>, EngineError> {
+        let text = self.template.render(messages, tools, true)?;
+        Ok(self.tokenizer.encode(&text, true, true))
     }
 
     /// Forgets the cached tokens (a new conversation).

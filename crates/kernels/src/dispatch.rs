@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use crate::ops::AttentionKernels;
+use crate::ops::{AttentionKernels, SwigluFn};
 use crate::packed::PackedGemmFn;
 use crate::{scalar, DType};
 
@@ -113,6 +113,8 @@ pub struct Kernels {
     pub packed_gemm_lanes: PackedGemmFn,
     /// The inner loops of attention ([`crate::ops::attention_batch`]).
     pub attention: AttentionKernels,
+    /// SwiGLU ([`crate::ops::swiglu`]).
+    pub swiglu: SwigluFn,
 }
 
 impl Kernels {
@@ -140,6 +142,7 @@ impl Kernels {
             packed_gemm: crate::packed::reference::gemm,
             packed_gemm_lanes: crate::packed::reference::gemm_lanes,
             attention: AttentionKernels::SCALAR,
+            swiglu: crate::ops::swiglu_scalar,
         }
     }
 

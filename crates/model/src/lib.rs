@@ -38,7 +38,7 @@ pub use config::{LayerConfig, ModelConfig};
 pub use error::ModelError;
 pub use family::Family;
 pub use forward::{Logits, MAX_BATCH};
-pub use kv_pool::{BlockTable, KvPool};
+pub use kv_pool::{prefix_key, BlockTable, KvPool, ROOT_KEY};
 pub use observe::Observer;
 
 use scratch::Scratch;

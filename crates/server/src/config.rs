@@ -32,6 +32,10 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Where repacked weights are cached between runs (`None`: repack at every start).
     pub pack_cache_dir: Option<PathBuf>,
+    /// A Jinja chat template used instead of every model's own (`--chat-template`).
+    pub chat_template: Option<String>,
+    /// Share the KV blocks of common prompt prefixes between requests (default on).
+    pub prefix_cache: bool,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +52,8 @@ impl Default for ServeConfig {
             max_body_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(10),
             pack_cache_dir: None,
+            chat_template: None,
+            prefix_cache: true,
         }
     }
 }

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use engine::{
-    render_chat, Engine, Event, FinishReason, Message, Request, SubmitError, Ticket, Timings,
-    TokenLogprob, Usage,
+    Engine, Event, FinishReason, Message, Request, SubmitError, Ticket, Timings, TokenLogprob,
+    Usage,
 };
 use futures_util::stream::{self, SelectAll, Stream, StreamExt};
 
@@ -26,6 +26,8 @@ use crate::params::GenParams;
 pub enum PromptSource {
     /// A conversation, rendered in the model's chat format.
     Chat(Vec<Message>),
+    /// A conversation with the functions the model may call, both passed to the template.
+    ChatWithTools(Vec<Message>, Vec<engine::ToolSpec>),
     /// Text used as is: BOS as the model's metadata says, special-token text parsed (as
     /// `slm run --raw` and llama.cpp's completion tools do).
     Raw(String),
@@ -34,22 +36,34 @@ pub enum PromptSource {
 }
 
 /// Turns a prompt into token ids. Templating and tokenizing are compute, so they run on
-/// the blocking pool, not on the async threads. The one place chat templates are applied.
+/// the blocking pool, not on the async threads. The one place chat templates are applied:
+/// a conversation the model's template rejects (or cannot render) is a 400 with the
+/// template's message.
 pub async fn tokenize(engine: &Engine, prompt: PromptSource) -> Result<Vec<u32>, ApiError> {
     let engine = engine.clone();
     tokio::task::spawn_blocking(move || match prompt {
         PromptSource::Chat(messages) => {
-            let text = render_chat(engine.template(), &messages, true);
-            engine.tokenizer().encode(&text, true, true)
+            let text = engine
+                .template()
+                .render(&messages, &[], true)
+                .map_err(|err| ApiError::invalid_param("messages", err.to_string()))?;
+            Ok(engine.tokenizer().encode(&text, true, true))
         }
-        PromptSource::Raw(text) => engine.tokenizer().encode(&text, true, true),
-        PromptSource::Tokens(tokens) => tokens,
+        PromptSource::ChatWithTools(messages, tools) => {
+            let text = engine
+                .template()
+                .render(&messages, &tools, true)
+                .map_err(|err| ApiError::invalid_param("messages", err.to_string()))?;
+            Ok(engine.tokenizer().encode(&text, true, true))
+        }
+        PromptSource::Raw(text) => Ok(engine.tokenizer().encode(&text, true, true)),
+        PromptSource::Tokens(tokens) => Ok(tokens),
     })
     .await
     .map_err(|err| {
         tracing::error!(%err, "tokenizing failed");
         ApiError::internal()
-    })
+    })?
 }
 
 /// Checks that the prompt leaves room to generate; `param` names the field at fault.
@@ -89,6 +103,7 @@ pub fn submit_error(err: SubmitError, param: &str) -> ApiError {
         SubmitError::EmptyPrompt
         | SubmitError::InvalidToken(_)
         | SubmitError::TooManyLogprobs { .. } => ApiError::invalid_param(param, err.to_string()),
+        SubmitError::InvalidGrammar(_) => ApiError::invalid(err.to_string()),
         SubmitError::KvTooSmall { .. } => {
             let mut error = ApiError::invalid(err.to_string());
             error.param = Some("max_tokens".into());
@@ -98,8 +113,30 @@ pub fn submit_error(err: SubmitError, param: &str) -> ApiError {
 }
 
 /// Submits one request per choice. If any is refused, the ones already queued are
-/// cancelled (their tickets drop) and the refusal is returned.
-pub fn submit(
+/// cancelled (their tickets drop) and the refusal is returned. A request with a grammar
+/// is submitted from the blocking pool: compiling it (and, the first time, the model's
+/// token trie) is compute, which never runs on the async threads.
+pub async fn submit(
+    engine: &Engine,
+    prompt: &[u32],
+    params: &GenParams,
+    deadline: Option<Instant>,
+    param: &str,
+) -> Result<Vec<Ticket>, ApiError> {
+    if params.grammar.is_none() {
+        return submit_now(engine, prompt, params, deadline, param);
+    }
+    let (engine, prompt) = (engine.clone(), prompt.to_vec());
+    let (params, param) = (params.clone(), param.to_string());
+    tokio::task::spawn_blocking(move || submit_now(&engine, &prompt, &params, deadline, &param))
+        .await
+        .map_err(|err| {
+            tracing::error!(%err, "submitting failed");
+            ApiError::internal()
+        })?
+}
+
+fn submit_now(
     engine: &Engine,
     prompt: &[u32],
     params: &GenParams,
@@ -200,6 +237,7 @@ pub fn total_usage(usages: &[Usage], n: usize) -> Usage {
     for (index, usage) in usages.iter().enumerate() {
         if index % n.max(1) == 0 {
             total.prompt_tokens += usage.prompt_tokens;
+            total.cached_tokens += usage.cached_tokens;
         }
         total.completion_tokens += usage.completion_tokens;
     }

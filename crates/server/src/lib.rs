@@ -9,6 +9,7 @@
 mod auth;
 mod config;
 mod error;
+mod format;
 mod generation;
 mod json;
 mod metrics;
@@ -190,6 +191,8 @@ fn load_all(state: &AppState) -> Result<Vec<state::Served>, ServerError> {
             max_running: config.parallel.max(1),
             max_queue: config.max_queue,
             pack_cache_dir: config.pack_cache_dir.clone(),
+            chat_template: config.chat_template.clone(),
+            prefix_cache: config.prefix_cache,
             ..EngineConfig::default()
         };
         let engine =

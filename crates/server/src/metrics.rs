@@ -58,6 +58,16 @@ pub struct ModelStats {
     pub kv_blocks_total: usize,
     /// KV blocks held by sequences.
     pub kv_blocks_used: usize,
+    /// Bytes of one KV block.
+    pub kv_block_bytes: usize,
+    /// KV blocks no sequence holds that keep a cached prompt prefix (counted as free).
+    pub kv_blocks_cached: usize,
+    /// Prompt tokens served from the prefix cache instead of evaluated.
+    pub prompt_tokens_cached_total: u64,
+    /// Generation requests that looked up their prompt in the prefix cache.
+    pub prefix_cache_lookups_total: u64,
+    /// Lookups that found a cached prefix.
+    pub prefix_cache_hits_total: u64,
     /// Prompt tokens processed since start.
     pub prompt_tokens_total: u64,
     /// Tokens generated since start.
@@ -107,7 +117,7 @@ pub fn render(requests: &[((String, u16), u64)], models: &[ModelStats], ready: b
             escape(route)
         );
     }
-    let gauges: [Family<f64>; 8] = [
+    let gauges: [Family<f64>; 13] = [
         (
             "slm_prompt_tokens_total",
             "counter",
@@ -147,14 +157,44 @@ pub fn render(requests: &[((String, u16), u64)], models: &[ModelStats], ready: b
         (
             "slm_kv_blocks_used",
             "gauge",
-            "KV cache blocks held by sequences.",
+            "KV cache blocks held by sequences (shared ones once).",
             |m| m.kv_blocks_used as f64,
         ),
         (
             "slm_kv_blocks_free",
             "gauge",
-            "KV cache blocks free.",
+            "KV cache blocks free (cached prefix blocks included: they are evicted when needed).",
             |m| m.kv_blocks_total.saturating_sub(m.kv_blocks_used) as f64,
+        ),
+        (
+            "slm_kv_blocks_cached",
+            "gauge",
+            "KV cache blocks no sequence holds that keep a cached prompt prefix (part of the free ones).",
+            |m| m.kv_blocks_cached as f64,
+        ),
+        (
+            "slm_kv_block_bytes",
+            "gauge",
+            "Bytes of one KV cache block.",
+            |m| m.kv_block_bytes as f64,
+        ),
+        (
+            "slm_prompt_tokens_cached_total",
+            "counter",
+            "Prompt tokens served from the prefix cache instead of evaluated.",
+            |m| m.prompt_tokens_cached_total as f64,
+        ),
+        (
+            "slm_prefix_cache_lookups_total",
+            "counter",
+            "Generation requests that looked up their prompt in the prefix cache.",
+            |m| m.prefix_cache_lookups_total as f64,
+        ),
+        (
+            "slm_prefix_cache_hits_total",
+            "counter",
+            "Prefix cache lookups that found a cached prefix (hit rate: hits / lookups).",
+            |m| m.prefix_cache_hits_total as f64,
         ),
     ];
     for (name, kind, help, value) in gauges {

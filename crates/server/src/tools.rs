@@ -8,6 +8,7 @@ use engine::{Engine, Grammar, Message, ToolCall, ToolChoice, ToolFormat, ToolSpe
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::generation::PromptSource;
 use crate::params::GenParams;
 
 #[cfg(test)]
@@ -45,23 +46,26 @@ impl ToolPlan {
         self.choice != ToolChoice::None && !self.tools.is_empty()
     }
 
-    /// Sets the grammar that enforces the choice; the tools' prompt goes into the messages
-    /// when the template cannot render tools, and history calls are written as text.
+    /// Sets the grammar that enforces the choice and returns the prompt: the tools go to
+    /// the model's template when it renders them, otherwise into the system message (and
+    /// the history's calls and results are written as text).
     pub fn apply(
         &self,
         engine: &Engine,
         params: &mut GenParams,
         messages: Vec<Message>,
-    ) -> Result<Vec<Message>, ApiError> {
+    ) -> Result<PromptSource, ApiError> {
+        let native = template_handles_tools(engine);
         let has_history_calls = messages
             .iter()
             .any(|m| !m.tool_calls.is_empty() || m.role == engine::Role::Tool);
         if !self.active() {
-            return Ok(if has_history_calls && !template_handles_tools(engine) {
+            let messages = if has_history_calls && !native {
                 tools::lower_messages(self.format, &messages)
             } else {
                 messages
-            });
+            };
+            return Ok(PromptSource::Chat(messages));
         }
         if let Some(grammar) = self.grammar(engine)? {
             if params.grammar.is_some() && self.choice != ToolChoice::Auto {
@@ -74,10 +78,14 @@ impl ToolPlan {
                 params.grammar = Some(grammar);
             }
         }
-        if template_handles_tools(engine) {
-            return Ok(messages);
+        if native {
+            return Ok(PromptSource::ChatWithTools(messages, self.tools.clone()));
         }
-        Ok(tools::with_tool_prompt(self.format, &messages, &self.tools))
+        Ok(PromptSource::Chat(tools::with_tool_prompt(
+            self.format,
+            &messages,
+            &self.tools,
+        )))
     }
 
     fn grammar(&self, engine: &Engine) -> Result<Option<Grammar>, ApiError> {
@@ -147,11 +155,11 @@ impl ToolPlan {
     }
 }
 
-/// Whether the model's chat template renders the tools itself. The current renderer
-/// writes plain conversations only, so the tools always go into the system message.
+/// Whether the model's chat template renders the tools itself (its source, or its
+/// `tool_use` variant, mentions `tools`).
 fn template_handles_tools(engine: &Engine) -> bool {
-    let _ = engine.info().template_renders_tools;
-    false
+    let template = engine.template();
+    tools::template_renders_tools(Some(template.source())) || template.tool_use_source().is_some()
 }
 
 /// What a streamed choice yields once read for calls.

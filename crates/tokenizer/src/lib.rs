@@ -322,6 +322,13 @@ impl Tokenizer {
         self.attr(id) & attr::CONTROL != 0
     }
 
+    /// Whether the token is matched as a whole in text before tokenizing (control,
+    /// user-defined and unknown tokens): a constrained decoder names such tokens by their
+    /// text (`<|im_end|>`) instead of spelling them out.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.attr(id) & attr::SPECIAL != 0
+    }
+
     /// The token with exactly this text in the vocabulary.
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.table.get(text)

@@ -28,6 +28,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         &SessionOptions {
             n_ctx: args.runtime.ctx,
             pack_cache_dir: super::pack_cache_dir(),
+            chat_template: super::read_chat_template(args.runtime.chat_template.as_deref())?,
         },
     )
     .with_context(|| format!("cannot load model {}", args.model))?;
@@ -53,6 +54,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         max_tokens: args.max_tokens,
         sampling: sampler_params(&args.sampling),
         stop: Vec::new(),
+        grammar: None,
     };
     let initial: Vec<Message> = args
         .system
@@ -102,7 +104,7 @@ fn reply(
     messages: &[Message],
     params: &GenerateParams,
 ) -> Result<String, EngineError> {
-    let tokens = session.chat_prompt_tokens(messages);
+    let tokens = session.chat_prompt_tokens(messages, &[])?;
     let mut stdout = std::io::stdout().lock();
     INTERRUPTED.store(false, Ordering::SeqCst);
     GENERATING.store(true, Ordering::SeqCst);

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::args::SamplingArgs;
+use crate::args::{GrammarArgs, SamplingArgs};
 use crate::progress::BarProgress;
 
 /// The file of a model given by catalog name (pulled first if absent) or by path.
@@ -33,6 +33,15 @@ pub fn pack_cache_dir() -> Option<PathBuf> {
     ::store::Store::open_default()
         .ok()
         .map(|store| store.packed_dir())
+}
+
+/// The text of a `--chat-template` file, if one was given.
+pub fn read_chat_template(path: Option<&std::path::Path>) -> Result<Option<String>> {
+    path.map(|path| {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read chat template {}", path.display()))
+    })
+    .transpose()
 }
 
 /// Sizes the compute pool when asked to.
@@ -78,4 +87,31 @@ pub fn read_stdin() -> Result<String> {
         .read_to_end(&mut bytes)
         .context("cannot read stdin")?;
     String::from_utf8(bytes).context("stdin is not valid UTF-8 text")
+}
+
+/// The grammar the flags ask for: `--json`, `--json-schema FILE`, `--regex RE` or
+/// `--grammar FILE.lark`.
+pub fn grammar(args: &GrammarArgs) -> Result<Option<engine::Grammar>> {
+    if args.json {
+        return Ok(Some(engine::Grammar::JsonObject));
+    }
+    if let Some(path) = &args.json_schema {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read JSON Schema file {}", path.display()))?;
+        let schema: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        return Ok(Some(engine::Grammar::JsonSchema {
+            schema,
+            strict: false,
+        }));
+    }
+    if let Some(regex) = &args.regex {
+        return Ok(Some(engine::Grammar::Regex(regex.clone())));
+    }
+    if let Some(path) = &args.grammar {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read grammar file {}", path.display()))?;
+        return Ok(Some(engine::Grammar::Lark(text)));
+    }
+    Ok(None)
 }

@@ -33,6 +33,7 @@ pub fn perplexity(args: PerplexityArgs) -> Result<()> {
         &SessionOptions {
             n_ctx: Some(args.ctx),
             pack_cache_dir: super::pack_cache_dir(),
+            chat_template: None,
         },
     )
     .with_context(|| format!("cannot load model {}", args.model))?;

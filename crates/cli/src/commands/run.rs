@@ -27,19 +27,24 @@ pub fn run(args: RunArgs) -> Result<()> {
         &SessionOptions {
             n_ctx: args.runtime.ctx,
             pack_cache_dir: super::pack_cache_dir(),
+            chat_template: super::read_chat_template(args.runtime.chat_template.as_deref())?,
         },
     )
     .with_context(|| format!("cannot load model {model}"))?;
 
-    let tokens = if args.raw || !session.is_chat_model() {
+    // A base model (no template in the file) completes the raw text unless a template was
+    // given for it.
+    let chat = session.is_chat_model() || args.runtime.chat_template.is_some();
+    let tokens = if args.raw || !chat {
         session.raw_prompt_tokens(&prompt)
     } else {
-        session.chat_prompt_tokens(&[Message::new(Role::User, prompt)])
+        session.chat_prompt_tokens(&[Message::new(Role::User, prompt)], &[])?
     };
     let params = GenerateParams {
         max_tokens: args.max_tokens,
         sampling: sampler_params(&args.sampling),
         stop: args.stop,
+        grammar: super::grammar(&args.grammar)?,
     };
 
     let mut stdout = std::io::stdout().lock();

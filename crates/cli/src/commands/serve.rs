@@ -37,6 +37,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         pack_cache_dir: super::pack_cache_dir(),
+        chat_template: super::read_chat_template(args.chat_template.as_deref())?,
+        prefix_cache: !args.no_prefix_cache,
     };
     // The async threads only parse, wait and write; the engines compute on their own
     // threads, so two are plenty.

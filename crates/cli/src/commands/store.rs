@@ -78,20 +78,24 @@ pub fn show(name: &str) -> Result<()> {
         info.n_vocab
             .map_or("unknown".to_string(), |n| n.to_string())
     );
-    let template = if info.has_chat_template {
-        "in the file"
-    } else {
-        "none in the file"
-    };
-    println!(
-        "chat template:   {template}; format {}",
-        info.chat_format.name()
-    );
+    match (&info.chat_template, &info.chat_template_tool_use) {
+        (Some(_), None) => println!("chat template:   in the file (Jinja)"),
+        (Some(_), Some(_)) => println!("chat template:   in the file (Jinja), and a tool_use one"),
+        (None, _) => println!(
+            "chat template:   none in the file; built-in {}",
+            info.fallback_template.name
+        ),
+    }
     println!(
         "file size:       {} ({} bytes)",
         human_size(info.file_size),
         info.file_size
     );
+    // The Jinja source chats are rendered with (unless --chat-template overrides it).
+    println!("\n--- chat template ---\n{}", info.chat_template_source());
+    if let Some(tool_use) = &info.chat_template_tool_use {
+        println!("\n--- chat template (tool_use) ---\n{tool_use}");
+    }
     Ok(())
 }
 

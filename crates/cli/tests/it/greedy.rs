@@ -22,6 +22,7 @@ fn check_engine(model: TestModel) {
         max_tokens: N_PREDICT,
         sampling: SamplerParams::greedy(),
         stop: Vec::new(),
+        grammar: None,
     };
     let cases = golden["cases"].as_array().expect("cases");
     let mut failures = Vec::new();

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use tokenizer::Tokenizer;
 
-use super::runner::{BatchRows, Runner, SeqKv, StepOutput};
+use super::grammar::{self, GrammarState};
+use super::runner::{BatchRows, PrefixHit, Runner, SeqKv, StepOutput};
 use super::sequence::{EmbedProgress, Embedding, Generation, RowOutput, Sequence, Work};
 use super::stats::EngineStats;
 use super::ticket::{CancelFlag, EmbedResult};
@@ -18,12 +19,16 @@ use super::Shared;
 const MAX_STEP_ROWS: usize = model::MAX_BATCH;
 
 /// What the handles send to the loop.
+// One command per request goes through the channel: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Generate {
         request: Request,
         events: tokio::sync::mpsc::UnboundedSender<Event>,
         cancel: CancelFlag,
         submitted: Instant,
+        /// The request's grammar, compiled at submit.
+        constraint: Option<Box<crate::constraint::Constraint>>,
     },
     Embed {
         inputs: Vec<Vec<u32>>,
@@ -85,7 +90,11 @@ impl EngineLoop {
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
     ) -> EngineLoop {
-        let stats = EngineStats::new(runner.total_blocks(), config.kv_block_tokens);
+        let stats = EngineStats::new(
+            runner.total_blocks(),
+            config.kv_block_tokens,
+            runner.block_bytes(),
+        );
         EngineLoop {
             runner,
             tokenizer,
@@ -229,13 +238,37 @@ impl EngineLoop {
     }
 
     /// Admits waiting requests in order while `max_running` and the KV blocks allow.
+    /// With the prefix cache, a prompt starts on its longest cached prefix; one whose
+    /// prefix a running sequence is about to cache waits for it.
     fn admit(&mut self) {
         while self.running.len() < self.config.max_running {
             let Some(pending) = self.waiting.front() else {
                 break;
             };
-            let needed = self.runner.blocks_for(pending.positions);
+            let mut hit = match &pending.command {
+                Command::Generate { request, .. } if self.config.prefix_cache => {
+                    let hit = self.runner.lookup(&request.prompt);
+                    if self.should_wait_for_prefix(&hit) {
+                        break;
+                    }
+                    Some((hit, request.prompt.len()))
+                }
+                _ => None,
+            };
+            let mut needed = self.runner.blocks_for(pending.positions);
             let free = self.runner.total_blocks() - self.reserved_blocks;
+            if let Some((hit, prompt_len)) = hit.as_mut() {
+                // A prompt whose cached prefix covers it whole writes into the last cached
+                // block, which is copied first: one block more for that moment, or, where
+                // that block is not free, one cached block less.
+                if hit.blocks.len() * self.runner.block_tokens() >= *prompt_len {
+                    if needed < free {
+                        needed += 1;
+                    } else {
+                        hit.blocks.pop();
+                    }
+                }
+            }
             if needed > free {
                 if self.running.is_empty() {
                     // Cannot happen: submit refuses what the whole cache cannot hold.
@@ -250,12 +283,6 @@ impl EngineLoop {
             let mut seq = self.sequence(pending.command, Instant::now());
             seq.reserved_blocks = needed;
             self.reserved_blocks += needed;
-            tracing::debug!(
-                request = seq.id,
-                positions = pending.positions,
-                blocks = needed,
-                "request admitted"
-            );
             if let Work::Generate(g) = &seq.work {
                 if g.wants_nothing() {
                     self.running.push(seq);
@@ -263,8 +290,47 @@ impl EngineLoop {
                     continue;
                 }
             }
+            let cached = hit.map_or(0, |(hit, _)| self.start_on_prefix(&mut seq, hit));
+            tracing::debug!(
+                request = seq.id,
+                positions = pending.positions,
+                blocks = needed,
+                cached,
+                "request admitted"
+            );
             self.running.push(seq);
         }
+    }
+
+    /// Whether a running sequence is about to cache more of this prompt than the cache
+    /// holds now (it registers one block per full block it evaluates).
+    fn should_wait_for_prefix(&self, hit: &PrefixHit) -> bool {
+        let next = hit.blocks.len();
+        // Every full block of the prompt is cached already.
+        let Some(&key) = hit.keys.get(next) else {
+            return false;
+        };
+        self.running
+            .iter()
+            .any(|seq| seq.kv.will_register(next, key))
+    }
+
+    /// Starts a generation on the cached blocks of its prompt, leaving at least one
+    /// prompt token to evaluate; returns the positions it starts with.
+    fn start_on_prefix(&mut self, seq: &mut Sequence, hit: PrefixHit) -> usize {
+        let Work::Generate(g) = &mut seq.work else {
+            return 0;
+        };
+        let prompt_len = g.request.prompt.len();
+        let len = (hit.blocks.len() * self.runner.block_tokens()).min(prompt_len.saturating_sub(1));
+        let cached = self.runner.attach(&mut seq.kv, hit, len);
+        g.skip_cached(cached);
+        self.stats.prefix_cache_lookups_total += 1;
+        if cached > 0 {
+            self.stats.prefix_cache_hits_total += 1;
+            self.stats.prompt_tokens_cached_total += cached as u64;
+        }
+        cached
     }
 
     /// The running state of a request.
@@ -275,9 +341,11 @@ impl EngineLoop {
                 events,
                 cancel,
                 submitted,
+                constraint,
             } => {
                 let deadline = request.deadline;
-                let generation = Generation::new(request, events, submitted);
+                let grammar = constraint.map(|c| GrammarState::new(*c));
+                let generation = Generation::new(request, events, submitted, grammar);
                 (
                     Work::Generate(Box::new(generation)),
                     cancel,
@@ -344,6 +412,8 @@ impl EngineLoop {
                 budget -= n;
             }
         }
+        // Grammar hook: masks are computed while the forward pass runs.
+        let mut grammars = grammar::take_for_step(&mut self.running, &sizes);
         let mut rows = Vec::with_capacity(self.running.len());
         let mut members = Vec::with_capacity(self.running.len());
         for (i, (seq, &size)) in self.running.iter_mut().zip(&sizes).enumerate() {
@@ -361,9 +431,11 @@ impl EngineLoop {
         let (runner, out) = (&mut self.runner, &mut self.out);
         // A panic in the forward pass (a bug) fails this batch's requests, not the loop:
         // their blocks are given back below, and the pool's state is whole between steps.
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.step(&mut rows, out)));
+        let result = grammar::alongside(&mut grammars, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.step(&mut rows, out)))
+        });
         drop(rows);
+        grammar::put_back(&mut self.running, grammars);
         self.stats.steps_total += 1;
         let error = match result {
             Ok(Ok(())) => None,
@@ -380,7 +452,20 @@ impl EngineLoop {
             }
             return;
         }
+        if self.config.prefix_cache {
+            self.register_blocks(&members);
+        }
         self.after_step(&members);
+    }
+
+    /// Offers the blocks the step filled to the prefix cache.
+    fn register_blocks(&mut self, members: &[(usize, usize, RowOutput)]) {
+        for &(i, ..) in members {
+            let seq = &mut self.running[i];
+            if let Work::Generate(g) = &seq.work {
+                self.runner.register(&mut seq.kv, g.tokens());
+            }
+        }
     }
 
     /// Samples, sends events and retires finished sequences after a step.
@@ -436,6 +521,7 @@ impl EngineLoop {
         self.stats.queue_depth = self.shared.queued.load(Ordering::SeqCst);
         self.stats.running = self.running.len();
         self.stats.kv_blocks_used = self.runner.used_blocks();
+        self.stats.kv_blocks_cached = self.runner.cached_blocks();
         let mut shared = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
         shared.clone_from(&self.stats);
     }

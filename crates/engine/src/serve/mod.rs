@@ -9,8 +9,15 @@
 //! generating sequence plus chunks of the prompts being evaluated (chunked prefill), and
 //! samples, detokenizes and checks stop strings per sequence. Compute runs on that
 //! thread and the kernels' pool, never on the caller's (async) threads.
+//!
+//! With [`EngineConfig::prefix_cache`] (the default), every full KV block a sequence
+//! evaluates is kept under a key chained from its whole token prefix; a request whose
+//! prompt starts with cached blocks shares them and evaluates only the rest, which gives
+//! the same tokens as evaluating it whole. Cached blocks no sequence holds count as free
+//! and are evicted, least recently released first, when blocks are needed.
 
 mod engine_loop;
+mod grammar;
 mod logprobs;
 mod runner;
 mod sequence;
@@ -31,7 +38,7 @@ use gguf::GgufFile;
 use model::Model;
 use tokenizer::Tokenizer;
 
-use crate::chat::TemplateKind;
+use crate::chat::ChatTemplate;
 use crate::error::EngineError;
 use crate::info::ModelInfo;
 
@@ -76,13 +83,15 @@ struct Inner {
     name: String,
     info: ModelInfo,
     tokenizer: Arc<Tokenizer>,
-    template: TemplateKind,
+    template: ChatTemplate,
     config: EngineConfig,
     n_ctx: usize,
     n_vocab: usize,
     /// Blocks of the KV cache and positions per block, for admission checks.
     kv_blocks_total: usize,
     commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// Built on the first request with a grammar.
+    constraints: crate::constraint::LazyCompiler,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -103,6 +112,7 @@ impl Engine {
             source,
         })?;
         let info = ModelInfo::from_file(&file);
+        let template = ChatTemplate::for_model(&file, &tokenizer, config.chat_template.as_deref())?;
         let load_options = model::LoadOptions {
             pack_cache_dir: config.pack_cache_dir.clone(),
             cache_name: path
@@ -116,14 +126,17 @@ impl Engine {
                 source,
             }
         })?;
-        let template = info.chat_format.clone();
         let n_vocab = model.config().n_vocab;
         let runner = Runner::new(model, &config);
         let kv_blocks_total = runner.total_blocks();
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
-            stats: Mutex::new(EngineStats::new(kv_blocks_total, config.kv_block_tokens)),
+            stats: Mutex::new(EngineStats::new(
+                kv_blocks_total,
+                config.kv_block_tokens,
+                runner.block_bytes(),
+            )),
         });
         let tokenizer = Arc::new(tokenizer);
         let (tx, rx) = mpsc::channel();
@@ -156,6 +169,7 @@ impl Engine {
                 n_vocab,
                 kv_blocks_total,
                 commands: Mutex::new(Some(tx)),
+                constraints: Default::default(),
                 shared,
                 thread: Mutex::new(Some(thread)),
             }),
@@ -177,8 +191,9 @@ impl Engine {
         &self.inner.tokenizer
     }
 
-    /// The model's chat format, for [`crate::render_chat`].
-    pub fn template(&self) -> &TemplateKind {
+    /// The model's chat template (the file's, a `--chat-template` override, or a built-in
+    /// one): [`ChatTemplate::render`] turns conversations into prompt text.
+    pub fn template(&self) -> &ChatTemplate {
         &self.inner.template
     }
 
@@ -208,6 +223,15 @@ impl Engine {
             .saturating_add(request.max_tokens)
             .min(inner.n_ctx);
         self.check_fits(positions)?;
+        let constraint = match &request.grammar {
+            Some(grammar) => Some(Box::new(
+                inner
+                    .constraints
+                    .compile(&inner.tokenizer, grammar)
+                    .map_err(SubmitError::InvalidGrammar)?,
+            )),
+            None => None,
+        };
         let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancelFlag::default();
         let command = Command::Generate {
@@ -215,6 +239,7 @@ impl Engine {
             events,
             cancel: cancel.clone(),
             submitted: Instant::now(),
+            constraint,
         };
         self.send(command)?;
         Ok(Ticket::new(receiver, cancel))

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tokenizer::{Detokenizer, Tokenizer};
 
+use super::grammar::GrammarState;
 use super::logprobs::token_logprob;
 use super::runner::SeqKv;
 use super::stats::EngineStats;
@@ -122,6 +123,7 @@ impl Sequence {
                 let usage = Usage {
                     prompt_tokens: g.prompt_len,
                     completion_tokens: g.completion_tokens,
+                    cached_tokens: g.cached_tokens,
                 };
                 let _ = g.events.send(Event::Done {
                     finish,
@@ -181,12 +183,16 @@ pub(crate) struct Generation {
     prompt_len: usize,
     /// Tokens whose keys and values are cached.
     n_evaluated: usize,
+    /// Prompt tokens taken from the prefix cache.
+    cached_tokens: usize,
     completion_tokens: usize,
     submitted: Instant,
     first_token_at: Option<Instant>,
     last_token_at: Option<Instant>,
     /// A stop string ended the text.
     stopped: bool,
+    /// The grammar the output must match, if any (see `super::grammar`).
+    pub grammar: Option<Box<GrammarState>>,
 }
 
 impl Generation {
@@ -195,6 +201,7 @@ impl Generation {
         request: Request,
         events: tokio::sync::mpsc::UnboundedSender<Event>,
         submitted: Instant,
+        grammar: Option<GrammarState>,
     ) -> Self {
         let mut sampler = Sampler::new(request.sampler.clone());
         let prompt = &request.prompt;
@@ -211,17 +218,30 @@ impl Generation {
             sampler,
             detokenizer: Detokenizer::new(),
             n_evaluated: 0,
+            cached_tokens: 0,
             completion_tokens: 0,
             submitted,
             first_token_at: None,
             last_token_at: None,
             stopped: false,
+            grammar: grammar.map(Box::new),
         }
     }
 
     /// Records that `n` more tokens were evaluated.
     pub fn evaluated(&mut self, n: usize) {
         self.n_evaluated += n;
+    }
+
+    /// Records that the first `n` prompt tokens are cached already (a shared prefix).
+    pub fn skip_cached(&mut self, n: usize) {
+        self.n_evaluated = n.min(self.prompt_len.saturating_sub(1));
+        self.cached_tokens = self.n_evaluated;
+    }
+
+    /// The prompt, then every generated token fed back.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
     }
 
     /// Whether the request wants no token at all.
@@ -238,9 +258,14 @@ impl Generation {
         n_ctx: usize,
         stats: &mut EngineStats,
     ) -> Result<Option<FinishReason>, String> {
+        // Grammar hook: sample from the masked logits.
+        let candidates = match &mut self.grammar {
+            Some(grammar) => grammar.masked(logits)?,
+            None => logits,
+        };
         let token = self
             .sampler
-            .sample(logits)
+            .sample(candidates)
             .map_err(|e| format!("sampling failed: {e}"))?;
         let now = Instant::now();
         match self.last_token_at {
@@ -260,6 +285,11 @@ impl Generation {
         if self.request.stop_at_eog && tokenizer.is_eog(token) {
             return Ok(Some(FinishReason::Stop));
         }
+        // Grammar hook: advance past the token; a complete grammar ends the output.
+        let grammar_done = match &mut self.grammar {
+            Some(grammar) => grammar.advance(token)?,
+            None => false,
+        };
         self.sampler.accept(token);
         let piece = self.detokenizer.push(tokenizer, token);
         let released = self.stop.push(&piece);
@@ -277,6 +307,9 @@ impl Generation {
         }
         if released.stopped {
             self.stopped = true;
+            return Ok(Some(FinishReason::Stop));
+        }
+        if grammar_done {
             return Ok(Some(FinishReason::Stop));
         }
         // The new token is fed back next step, which needs a free position.

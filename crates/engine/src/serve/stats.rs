@@ -75,10 +75,22 @@ pub struct EngineStats {
     pub kv_blocks_total: usize,
     /// KV blocks holding some sequence's keys and values.
     pub kv_blocks_used: usize,
+    /// KV blocks no sequence holds that keep a cached prefix; they count as free (not in
+    /// `kv_blocks_used`) and are evicted when blocks are needed.
+    pub kv_blocks_cached: usize,
     /// Positions per KV block.
     pub kv_block_tokens: usize,
+    /// Bytes of one KV block.
+    pub kv_block_bytes: usize,
     /// Prompt tokens evaluated.
     pub prompt_tokens_total: u64,
+    /// Prompt tokens not evaluated because their keys and values were in the prefix
+    /// cache.
+    pub prompt_tokens_cached_total: u64,
+    /// Generation requests that looked up their prompt in the prefix cache.
+    pub prefix_cache_lookups_total: u64,
+    /// Lookups that found at least one cached block.
+    pub prefix_cache_hits_total: u64,
     /// Tokens generated.
     pub generated_tokens_total: u64,
     /// Requests finished (any reason, embeddings included).
@@ -93,14 +105,23 @@ pub struct EngineStats {
 
 impl EngineStats {
     /// Zero counters for a cache of `kv_blocks_total` blocks.
-    pub(crate) fn new(kv_blocks_total: usize, kv_block_tokens: usize) -> EngineStats {
+    pub(crate) fn new(
+        kv_blocks_total: usize,
+        kv_block_tokens: usize,
+        kv_block_bytes: usize,
+    ) -> EngineStats {
         EngineStats {
             queue_depth: 0,
             running: 0,
             kv_blocks_total,
             kv_blocks_used: 0,
+            kv_blocks_cached: 0,
             kv_block_tokens,
+            kv_block_bytes,
             prompt_tokens_total: 0,
+            prompt_tokens_cached_total: 0,
+            prefix_cache_lookups_total: 0,
+            prefix_cache_hits_total: 0,
             generated_tokens_total: 0,
             requests_total: 0,
             steps_total: 0,

@@ -24,6 +24,11 @@ pub struct EngineConfig {
     pub prefill_chunk: usize,
     /// Where repacked weights are cached between runs (see `model::LoadOptions`).
     pub pack_cache_dir: Option<std::path::PathBuf>,
+    /// A Jinja chat template used instead of the model file's (`--chat-template`).
+    pub chat_template: Option<String>,
+    /// Keep the KV blocks of evaluated prefixes and share them with requests (running or
+    /// later) whose prompts start the same, which then evaluate only the rest.
+    pub prefix_cache: bool,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +41,8 @@ impl Default for EngineConfig {
             max_queue: 64,
             prefill_chunk: 256,
             pack_cache_dir: None,
+            chat_template: None,
+            prefix_cache: true,
         }
     }
 }
@@ -87,6 +94,9 @@ pub const MAX_TOP_LOGPROBS: usize = 20;
 /// Why a request was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
+    /// The request's grammar or JSON Schema cannot be compiled (llguidance's message).
+    #[error("{0}")]
+    InvalidGrammar(crate::constraint::ConstraintError),
     /// The admission queue is full: retry later.
     #[error("the server is busy: {max_queue} requests are already waiting; retry later")]
     QueueFull {
@@ -206,6 +216,8 @@ pub struct Usage {
     pub prompt_tokens: usize,
     /// Tokens generated (an end-of-generation token included).
     pub completion_tokens: usize,
+    /// Of the prompt's tokens, those served from the prefix cache instead of evaluated.
+    pub cached_tokens: usize,
 }
 
 /// Where a request's time went, all from its submission.

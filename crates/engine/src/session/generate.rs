@@ -6,6 +6,7 @@ use model::Logits;
 use tokenizer::Detokenizer;
 
 use super::Session;
+use crate::constraint::{Constraint, Grammar};
 use crate::error::EngineError;
 use crate::sampler::SamplerParams;
 use crate::stop::StopMatcher;
@@ -19,6 +20,8 @@ pub struct GenerateParams {
     pub sampling: SamplerParams,
     /// Generation ends before any of these strings; they are not part of the output.
     pub stop: Vec<String>,
+    /// A grammar the output must match; generation ends when it is complete.
+    pub grammar: Option<Grammar>,
 }
 
 impl Default for GenerateParams {
@@ -27,6 +30,7 @@ impl Default for GenerateParams {
             max_tokens: 512,
             sampling: SamplerParams::default(),
             stop: Vec::new(),
+            grammar: None,
         }
     }
 }
@@ -53,6 +57,8 @@ pub enum StopReason {
     ContextFull,
     /// The caller returned [`Flow::Stop`].
     Cancelled,
+    /// The grammar was complete and allowed nothing more.
+    GrammarComplete,
 }
 
 impl StopReason {
@@ -64,6 +70,7 @@ impl StopReason {
             StopReason::StopSequence => "stop sequence",
             StopReason::ContextFull => "context full",
             StopReason::Cancelled => "cancelled",
+            StopReason::GrammarComplete => "grammar complete",
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct Generation {
     pub prompt_time: Duration,
     /// Time from the end of the prompt to the last token.
     pub generation_time: Duration,
+    /// With a grammar: the masks computed and their mean time in microseconds.
+    pub grammar_masks: Option<(u64, f64)>,
 }
 
 impl Generation {
@@ -155,6 +164,10 @@ impl Session {
                 n_ctx,
             });
         }
+        let mut constraint = match &params.grammar {
+            Some(grammar) => Some(self.constraints.compile(&self.tokenizer, grammar)?),
+            None => None,
+        };
         let prompt_start = Instant::now();
         let n_prompt_evaluated = self.evaluate_prompt(prompt)?;
         let prompt_time = prompt_start.elapsed();
@@ -167,11 +180,17 @@ impl Session {
             text: String::new(),
         };
         let mut tokens = Vec::new();
+        let mut masked = Vec::new();
         let stop_reason = loop {
             if tokens.len() >= params.max_tokens {
                 break StopReason::MaxTokens;
             }
-            let token = sampler.sample(&self.logits)?;
+            let token = match &mut constraint {
+                Some(constraint) => {
+                    sample_masked(constraint, &mut sampler, &self.logits, &mut masked)?
+                }
+                None => sampler.sample(&self.logits)?,
+            };
             if self.tokenizer.is_eog(token) {
                 break StopReason::EndOfGeneration;
             }
@@ -184,6 +203,9 @@ impl Session {
             }
             if flow == Flow::Stop {
                 break StopReason::Cancelled;
+            }
+            if constraint.as_ref().is_some_and(Constraint::is_finished) {
+                break StopReason::GrammarComplete;
             }
             // The last token needs no forward pass: nothing will be sampled after it.
             if tokens.len() >= params.max_tokens {
@@ -213,6 +235,24 @@ impl Session {
             n_prompt_evaluated,
             prompt_time,
             generation_time: generation_start.elapsed(),
+            grammar_masks: constraint.map(|c| c.mask_stats()),
         })
     }
+}
+
+/// Samples from `logits` with every token the grammar forbids masked out (in a copy, so
+/// the session's logits stay raw), and advances the grammar past the token.
+fn sample_masked(
+    constraint: &mut Constraint,
+    sampler: &mut crate::Sampler,
+    logits: &[f32],        // [n_vocab]
+    masked: &mut Vec<f32>, // [n_vocab]
+) -> Result<u32, EngineError> {
+    let mask = constraint.compute_mask()?;
+    masked.clear();
+    masked.extend_from_slice(logits);
+    mask.apply(masked);
+    let token = sampler.sample(masked)?;
+    constraint.commit(token)?;
+    Ok(token)
 }

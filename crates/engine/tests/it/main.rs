@@ -2,7 +2,10 @@
 //! synthetic model and on real models (when `SLM_TEST_MODELS=1`).
 
 mod common;
+mod grammar;
+mod prefix;
 mod serve;
 mod serve_real;
 mod session;
+mod templates;
 mod tiny;

@@ -297,8 +297,11 @@ fn shutdown_cancels_running_requests_and_refuses_new_ones() {
 #[test]
 fn a_long_prompt_joins_running_streams_in_chunks_without_changing_them() {
     let tiny = TinyModel::new();
+    // Without the prefix cache, which would serve the repeated long prompt from the
+    // blocks of its first run instead of evaluating it in chunks.
     let engine = tiny.engine(engine::EngineConfig {
         n_ctx: 1 << 20,
+        prefix_cache: false,
         ..config()
     });
     let prompt = [1, 4, 9];

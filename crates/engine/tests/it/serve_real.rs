@@ -74,6 +74,7 @@ fn eight_greedy_streams_in_one_batch_match_each_alone() {
         max_tokens: N_TOKENS,
         sampling: SamplerParams::greedy(),
         stop: Vec::new(),
+        grammar: None,
     };
     let mut diverged = 0;
     for (prompt, outcome) in prompts.iter().zip(&batched) {

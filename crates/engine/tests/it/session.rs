@@ -39,6 +39,7 @@ fn greedy(max_tokens: usize) -> GenerateParams {
         max_tokens,
         sampling: SamplerParams::greedy(),
         stop: Vec::new(),
+        grammar: None,
     }
 }
 
@@ -57,14 +58,16 @@ fn second_turn_reuses_the_cache_and_matches_a_fresh_session() {
     let mut session = smollm2();
     let mut messages = vec![Message::new(Role::User, "Name a color.")];
     let first = session
-        .generate(&session.chat_prompt_tokens(&messages), &greedy(12), |_| {
-            Flow::Continue
-        })
+        .generate(
+            &session.chat_prompt_tokens(&messages, &[]).unwrap(),
+            &greedy(12),
+            |_| Flow::Continue,
+        )
         .expect("first turn");
     assert_eq!(first.n_prompt_evaluated, first.n_prompt_tokens);
     messages.push(Message::new(Role::Assistant, first.text.clone()));
     messages.push(Message::new(Role::User, "Name another one."));
-    let prompt = session.chat_prompt_tokens(&messages);
+    let prompt = session.chat_prompt_tokens(&messages, &[]).unwrap();
     let second = session
         .generate(&prompt, &greedy(0), |_| Flow::Continue)
         .expect("second turn");

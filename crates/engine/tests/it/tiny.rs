@@ -134,5 +134,7 @@ pub fn config() -> EngineConfig {
         max_queue: 8,
         prefill_chunk: 8,
         pack_cache_dir: None,
+        chat_template: None,
+        prefix_cache: true,
     }
 }

@@ -7,9 +7,11 @@ use half::f16;
 const GELU_COEF_A: f32 = 0.044715;
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
-/// SiLU, `x / (1 + e^-x)`, as ggml's `ggml_silu_f32`.
+/// SiLU, `x / (1 + e^-x)`, as ggml's vector `ggml_v_silu` computes it, with its
+/// exponential ([`crate::ops::attention_inner::exp`], which the vector kernels reproduce
+/// bit for bit).
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    x / (1.0 + crate::ops::attention_inner::exp(0.0 - x))
 }
 
 /// GELU with the tanh approximation, computed directly (`ggml_gelu_f32`).
@@ -41,8 +43,21 @@ fn gelu_table() -> &'static [u16] {
     })
 }
 
-/// `gate[i] = silu(gate[i]) * up[i]`, ggml's `swiglu` (`ggml_vec_swiglu_f32`).
+/// `gate[i] = silu(gate[i]) * up[i]`, ggml's `swiglu` (`ggml_vec_swiglu_f32`), with this
+/// CPU's kernel (every instruction set gives the same bits).
 pub fn swiglu(
+    gate: &mut [f32], // [n]
+    up: &[f32],       // [n]
+) {
+    assert_eq!(gate.len(), up.len());
+    (crate::kernels().swiglu)(gate, up);
+}
+
+/// Signature of a SwiGLU kernel: `gate[i] = silu(gate[i]) * up[i]`, slices of one length.
+pub type SwigluFn = fn(gate: &mut [f32], up: &[f32]);
+
+/// The portable SwiGLU, the reference of the vector ones.
+pub fn swiglu_scalar(
     gate: &mut [f32], // [n]
     up: &[f32],       // [n]
 ) {

@@ -15,7 +15,7 @@ mod norm;
 mod rope;
 mod softmax;
 
-pub use activation::{geglu, gelu, gelu_exact, silu, swiglu};
+pub use activation::{geglu, gelu, gelu_exact, silu, swiglu, swiglu_scalar, SwigluFn};
 pub(crate) use attention::inner as attention_inner;
 pub use attention::inner::{AttentionKernels, KV_TILE};
 pub use attention::{

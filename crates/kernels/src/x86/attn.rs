@@ -8,8 +8,8 @@ use std::ops::Range;
 use half::f16;
 
 use crate::ops::attention_inner::{
-    self as inner, check_accumulate, check_keys, check_scores, EXP_MIN, EXP_POLY, KV_TILE, LN2_HI,
-    LN2_LO, LOG2_E,
+    check_accumulate, check_keys, check_scores, EXP_LN2_HI, EXP_LN2_LO, EXP_LOG2E, EXP_POLY,
+    EXP_ROUND, KV_TILE,
 };
 
 /// Transposes eight rows of eight floats: `r[x]` becomes the `x`-th column.
@@ -176,38 +176,66 @@ unsafe fn scores_avx2(
     lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
 }
 
-/// `inner::exp` of eight values, the same operations in the same order.
+/// `inner::exp` of eight values, the same operations (ggml's `ggml_v_expf` for AVX2).
 ///
 /// # Safety
-/// The CPU has AVX2.
+/// The CPU has AVX2 and FMA.
 #[inline(always)]
 unsafe fn exp8(x: __m256) -> __m256 {
-    // SAFETY: register operations only; the caller guarantees AVX2.
+    // SAFETY: register operations only; the caller guarantees AVX2 and FMA.
     unsafe {
-        let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
-        let xc = _mm256_min_ps(x, _mm256_setzero_ps());
-        let under = _mm256_cmp_ps::<_CMP_LT_OQ>(xc, _mm256_set1_ps(EXP_MIN));
-        let n = _mm256_floor_ps(_mm256_add_ps(
-            _mm256_mul_ps(xc, _mm256_set1_ps(LOG2_E)),
-            _mm256_set1_ps(0.5),
-        ));
-        let r = _mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(LN2_HI)));
-        let r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(LN2_LO)));
-        let mut p = _mm256_set1_ps(EXP_POLY[0]);
-        for &c in &EXP_POLY[1..] {
-            p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
-        }
-        let e = _mm256_add_ps(
-            _mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r),
-            _mm256_set1_ps(1.0),
+        let r = _mm256_set1_ps(EXP_ROUND);
+        let z = _mm256_fmadd_ps(x, _mm256_set1_ps(EXP_LOG2E), r);
+        let n = _mm256_sub_ps(z, r);
+        let b = _mm256_fnmadd_ps(
+            n,
+            _mm256_set1_ps(EXP_LN2_LO),
+            _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x),
         );
-        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvttps_epi32(n),
-            _mm256_set1_epi32(127),
+        let e = _mm256_slli_epi32::<23>(_mm256_castps_si256(z));
+        let k = _mm256_castsi256_ps(_mm256_add_epi32(
+            e,
+            _mm256_castps_si256(_mm256_set1_ps(1.0)),
         ));
-        let y = _mm256_mul_ps(e, _mm256_castsi256_ps(bits));
-        let y = _mm256_blendv_ps(y, _mm256_setzero_ps(), under);
-        _mm256_blendv_ps(y, x, nan)
+        let abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
+        let c = _mm256_cmp_ps::<_CMP_GT_OQ>(abs_n, _mm256_set1_ps(126.0));
+        let u = _mm256_mul_ps(b, b);
+        let [p0, p1, p2, p3, p4] = EXP_POLY.map(|p| _mm256_set1_ps(p));
+        let j = _mm256_fmadd_ps(
+            _mm256_fmadd_ps(_mm256_fmadd_ps(p0, b, p1), u, _mm256_fmadd_ps(p2, b, p3)),
+            u,
+            _mm256_mul_ps(p4, b),
+        );
+        let near = _mm256_fmadd_ps(j, k, k);
+        if _mm256_movemask_ps(c) == 0 {
+            return near;
+        }
+        let g = _mm256_and_si256(
+            _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(n, _mm256_setzero_ps())),
+            _mm256_set1_epi32(0x8200_0000u32 as i32),
+        );
+        let s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f00_0000)));
+        let s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+        let d = _mm256_cmp_ps::<_CMP_GT_OQ>(abs_n, _mm256_set1_ps(192.0));
+        let far = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+        let y = _mm256_blendv_ps(near, far, c);
+        _mm256_blendv_ps(y, _mm256_mul_ps(s1, s1), d)
+    }
+}
+
+/// `inner::exp` of up to eight values through [`exp8`] (tails as the vector body).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `p` holds `n <= 8` values.
+#[inline(always)]
+unsafe fn exp_partial(p: *mut f32, n: usize, minus: f32) {
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: n <= 8 values at p (contract) and in lanes; exp8's needs are the caller's.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), n);
+        let x = _mm256_sub_ps(_mm256_loadu_ps(lanes.as_ptr()), _mm256_set1_ps(minus));
+        _mm256_storeu_ps(lanes.as_mut_ptr(), exp8(x));
+        std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, n);
     }
 }
 
@@ -223,9 +251,7 @@ unsafe fn exp_sum_avx2(scores: *mut f32, n: usize, max: f32) -> f64 {
             let x = _mm256_sub_ps(_mm256_loadu_ps(scores.add(j)), m);
             _mm256_storeu_ps(scores.add(j), exp8(x));
         }
-        for j in full..n {
-            *scores.add(j) = inner::exp(*scores.add(j) - max);
-        }
+        exp_partial(scores.add(full), n - full, max);
         let mut sum = 0.0f64;
         for j in 0..n {
             sum += f64::from(*scores.add(j));
@@ -325,4 +351,44 @@ pub(crate) fn exp_sum(scores: &mut [f32], max: f32) -> f64 {
     // SAFETY: the length is the slice's; this function is only put in a table after the
     // features were detected.
     unsafe { exp_sum_avx2(scores.as_mut_ptr(), scores.len(), max) }
+}
+
+/// # Safety
+/// AVX2 is present; `gate` and `up` hold `n` values.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn swiglu_avx2(gate: *mut f32, up: *const f32, n: usize) {
+    let full = n / 8 * 8;
+    // SAFETY: every offset is below n.
+    unsafe {
+        let one = _mm256_set1_ps(1.0);
+        for i in (0..full).step_by(8) {
+            let x = _mm256_loadu_ps(gate.add(i));
+            let t = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+            let silu = _mm256_div_ps(x, _mm256_add_ps(one, t));
+            _mm256_storeu_ps(gate.add(i), _mm256_mul_ps(silu, _mm256_loadu_ps(up.add(i))));
+        }
+        if full < n {
+            // The tail through the same vector code, padded.
+            let mut x = [0.0f32; 8];
+            let mut u = [0.0f32; 8];
+            std::ptr::copy_nonoverlapping(gate.add(full), x.as_mut_ptr(), n - full);
+            std::ptr::copy_nonoverlapping(up.add(full), u.as_mut_ptr(), n - full);
+            let xv = _mm256_loadu_ps(x.as_ptr());
+            let t = exp8(_mm256_sub_ps(_mm256_setzero_ps(), xv));
+            let silu = _mm256_div_ps(xv, _mm256_add_ps(one, t));
+            _mm256_storeu_ps(
+                x.as_mut_ptr(),
+                _mm256_mul_ps(silu, _mm256_loadu_ps(u.as_ptr())),
+            );
+            std::ptr::copy_nonoverlapping(x.as_ptr(), gate.add(full), n - full);
+        }
+    }
+}
+
+/// SwiGLU with AVX2.
+pub(crate) fn swiglu(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len());
+    // SAFETY: both slices hold gate.len() values; this function is only put in a table
+    // after the features were detected.
+    unsafe { swiglu_avx2(gate.as_mut_ptr(), up.as_ptr(), gate.len()) }
 }

@@ -245,6 +245,7 @@ pub(crate) fn install_avx2(k: &mut Kernels) -> bool {
         exp_sum: attn::exp_sum,
         accumulate: attn::accumulate,
     };
+    k.swiglu = attn::swiglu;
     k.packed_gemm = packed256::gemm;
     k.packed_gemm_lanes = packed256::gemm_lanes;
     true

@@ -35,8 +35,9 @@ pub async fn chat(
     JsonBody(request): JsonBody<ChatRequest>,
 ) -> Result<Response, OllamaError> {
     let started = Instant::now();
-    request::check_format(request.format.as_ref())?;
+    let grammar = request::check_format(request.format.as_ref())?;
     let mut params = checked_options(request.options.as_ref())?;
+    params.grammar = grammar;
     let messages = request::engine_messages(&request.messages)?;
     let tools = crate::tools::parse_tools(request.tools.as_ref())?;
     let served = state.models.get(request.model.as_deref())?;
@@ -52,10 +53,11 @@ pub async fn chat(
         ToolChoice::Auto
     };
     let plan = ToolPlan::new(engine, tools, choice, true);
-    let messages = plan.apply(engine, &mut params, messages)?;
-    let prompt = generation::tokenize(engine, PromptSource::Chat(messages)).await?;
+    let source = plan.apply(engine, &mut params, messages)?;
+    let prompt = generation::tokenize(engine, source).await?;
     generation::check_prompt(engine, &prompt, "messages")?;
-    let tickets = generation::submit(engine, &prompt, &params, state.deadline(), "messages")?;
+    let tickets =
+        generation::submit(engine, &prompt, &params, state.deadline(), "messages").await?;
     respond(
         tickets,
         Kind::Chat,
@@ -73,7 +75,7 @@ pub async fn generate(
     JsonBody(request): JsonBody<GenerateRequest>,
 ) -> Result<Response, OllamaError> {
     let started = Instant::now();
-    request::check_format(request.format.as_ref())?;
+    let grammar = request::check_format(request.format.as_ref())?;
     if request.images.as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(ApiError::invalid_param(
             "images",
@@ -91,7 +93,8 @@ pub async fn generate(
     if request.template.as_deref().is_some_and(|t| !t.is_empty()) {
         tracing::info!("the request's template is ignored: slm uses the model's chat format");
     }
-    let params = checked_options(request.options.as_ref())?;
+    let mut params = checked_options(request.options.as_ref())?;
+    params.grammar = grammar;
     let served = state.models.get(request.model.as_deref())?;
     let model = served.spec.name.clone();
     let prompt_text = request.prompt.unwrap_or_default();
@@ -111,7 +114,7 @@ pub async fn generate(
     };
     let prompt = generation::tokenize(engine, source).await?;
     generation::check_prompt(engine, &prompt, "prompt")?;
-    let tickets = generation::submit(engine, &prompt, &params, state.deadline(), "prompt")?;
+    let tickets = generation::submit(engine, &prompt, &params, state.deadline(), "prompt").await?;
     respond(
         tickets,
         Kind::Generate,

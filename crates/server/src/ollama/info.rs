@@ -94,7 +94,8 @@ pub async fn show(
         "license": "",
         "modelfile": format!("# served by slm\nFROM {}\n", served.spec.path.display()),
         "parameters": parameters,
-        "template": format!("{{{{/* slm renders the {} chat format */}}}}", info.chat_format.name()),
+        // The Jinja source slm renders chats with (not a Go template).
+        "template": served.engine.template().source(),
         "details": details(Some(info)),
         "model_info": model_info,
         "capabilities": ["completion", "embedding"],

@@ -225,16 +225,9 @@ impl Options {
     }
 }
 
-/// Refuses a `format` slm cannot honour; `null` and `""` mean none.
-pub fn check_format(format: Option<&Value>) -> Result<(), ApiError> {
-    match format {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
-        Some(_) => Err(ApiError::invalid_param(
-            "format",
-            "format (JSON output) is not supported yet; leave it out",
-        )),
-    }
+/// The grammar of `format` (see `crate::format`); `null` and `""` mean none.
+pub fn check_format(format: Option<&Value>) -> Result<Option<engine::Grammar>, ApiError> {
+    crate::format::ollama_format(format)
 }
 
 /// The conversation as the engine's messages.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::request::ChatRequest;
 use super::{logprobs, sse_data, sse_done, sse_response, usage_json, ResponseMeta};
 use crate::error::ApiError;
-use crate::generation::{self, finish_reason, PromptSource, StreamRender};
+use crate::generation::{self, finish_reason, StreamRender};
 use crate::json::JsonBody;
 use crate::state::AppState;
 use crate::tools::{self, CallDelta, CallStream, ToolPlan};
@@ -26,10 +26,11 @@ pub async fn chat_completions(
     let served = state.models.get(request.model.as_deref())?;
     let engine = &served.engine;
     let plan = ToolPlan::new(engine, tools, tool_choice, parallel);
-    let messages = plan.apply(engine, &mut params, messages)?;
-    let prompt = generation::tokenize(engine, PromptSource::Chat(messages)).await?;
+    let source = plan.apply(engine, &mut params, messages)?;
+    let prompt = generation::tokenize(engine, source).await?;
     generation::check_prompt(engine, &prompt, "messages")?;
-    let tickets = generation::submit(engine, &prompt, &params, state.deadline(), "messages")?;
+    let tickets =
+        generation::submit(engine, &prompt, &params, state.deadline(), "messages").await?;
     let meta = ResponseMeta::new("chatcmpl", &served.spec.name);
     if request.sampling.stream() {
         let render = ChatStream {

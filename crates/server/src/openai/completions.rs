@@ -38,9 +38,7 @@ pub async fn completions(
         let tokens = generation::tokenize(engine, source).await?;
         generation::check_prompt(engine, &tokens, "prompt")?;
         // A refusal drops the tickets already queued, which cancels them.
-        tickets.extend(generation::submit(
-            engine, &tokens, &params, deadline, "prompt",
-        )?);
+        tickets.extend(generation::submit(engine, &tokens, &params, deadline, "prompt").await?);
         offsets.push(offset);
     }
     let meta = ResponseMeta::new("cmpl", &served.spec.name);

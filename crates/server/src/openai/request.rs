@@ -1,7 +1,7 @@
 //! OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`) and
 //! their checks. Fields OpenAI defines that slm does not use are ignored, as unknown fields
-//! are; a field slm cannot honour in a way the client would rely on (`response_format`,
-//! `echo`) is a 400 rather than a silently different answer.
+//! are; a field slm cannot honour in a way the client would rely on (`echo`) is a 400
+//! rather than a silently different answer.
 
 use engine::{Message, Role, SamplerParams, ToolChoice, ToolSpec};
 use serde::Deserialize;
@@ -33,9 +33,9 @@ pub struct ChatRequest {
     /// With `logprobs`: how many alternatives per token (0 to 20).
     #[serde(default)]
     pub top_logprobs: Option<i64>,
-    /// `{"type": "text"}` only; JSON modes need constrained decoding.
+    /// `text`, `json_object` or `json_schema` (see `crate::format`).
     #[serde(default)]
-    pub response_format: Option<ResponseFormat>,
+    pub response_format: Option<serde_json::Value>,
     /// Functions the model may call: `[{"type": "function", "function": {name,
     /// description, parameters}}]`.
     #[serde(default)]
@@ -115,14 +115,6 @@ pub struct StreamOptions {
     pub include_usage: Option<bool>,
 }
 
-/// `response_format`.
-#[derive(Debug, Deserialize)]
-pub struct ResponseFormat {
-    /// `text`, `json_object` or `json_schema`.
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
 /// One message of `messages`.
 #[derive(Debug, Deserialize)]
 pub struct ChatMessage {
@@ -189,6 +181,9 @@ pub struct CompletionRequest {
     /// Text after the completion (fill-in-the-middle): not supported.
     #[serde(default)]
     pub suffix: Option<String>,
+    /// As on `/v1/chat/completions` (see `crate::format`).
+    #[serde(default)]
+    pub response_format: Option<serde_json::Value>,
 }
 
 /// `POST /v1/embeddings`.
@@ -349,18 +344,9 @@ impl ChatRequest {
             }
             (false, None) => None,
         };
-        if let Some(format) = &self.response_format {
-            if format.kind != "text" {
-                return Err(ApiError::invalid_param(
-                    "response_format",
-                    format!(
-                        "response_format type {} is not supported yet; only text is",
-                        format.kind
-                    ),
-                ));
-            }
-        }
-        self.sampling.check(max_tokens, logprobs)
+        let mut params = self.sampling.check(max_tokens, logprobs)?;
+        params.grammar = crate::format::response_format(self.response_format.as_ref())?;
+        Ok(params)
     }
 
     /// The conversation as the engine's messages.
@@ -468,7 +454,8 @@ impl CompletionRequest {
                 "suffix (fill-in-the-middle) is not supported yet",
             ));
         }
-        let params = self.sampling.check(Some(max_tokens), logprobs)?;
+        let mut params = self.sampling.check(Some(max_tokens), logprobs)?;
+        params.grammar = crate::format::response_format(self.response_format.as_ref())?;
         if let Some(best_of) = self.best_of {
             if usize::try_from(best_of).ok() != Some(params.n) {
                 return Err(ApiError::invalid_param(

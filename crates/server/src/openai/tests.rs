@@ -57,7 +57,7 @@ fn chat_fields_are_checked() {
     check_chat_refused(json!({"messages": msgs, "seed": "x"}), "seed");
     check_chat_refused(json!({"messages": msgs, "stream": 1}), "stream");
     check_chat_refused(
-        json!({"messages": msgs, "response_format": {"type": "json_object"}}),
+        json!({"messages": msgs, "response_format": {"type": "yaml"}}),
         "response_format",
     );
     check_chat_refused(json!({"messages": []}), "messages");

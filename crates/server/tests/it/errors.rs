@@ -68,7 +68,7 @@ async fn wrong_types_and_values_name_the_field() {
     check_refused("/api/generate", json!({"prompt": 3}), "prompt").await;
     check_refused(
         "/api/generate",
-        json!({"prompt": "x", "format": "json"}),
+        json!({"prompt": "x", "format": "yaml"}),
         "format",
     )
     .await;

@@ -1,6 +1,6 @@
 """Bounded load on loopback: 200 chat requests from 32 clients, a quarter of them hanging up
 mid-stream. No 5xx, every request completes or gets 429, every KV block comes back and the
-memory returns to its idle size."""
+memory returns to its idle size (plus the blocks the prefix cache keeps)."""
 
 import asyncio
 import random
@@ -88,9 +88,15 @@ def test_load(fresh):
         and 'route="/ready"' not in k
     ]
     assert not five_xx, five_xx
+    # Blocks of the prefix cache stay resident by design (within the KV budget; they
+    # count as free and are evicted when needed): the memory bound allows for them.
+    cached_kib = (
+        metrics[f"slm_kv_blocks_cached{label}"] * metrics[f"slm_kv_block_bytes{label}"] / 1024
+    )
+    bound = idle * 1.10 + cached_kib
     deadline = time.monotonic() + 20
-    while server.rss_kib() > idle * 1.10 and time.monotonic() < deadline:
+    while server.rss_kib() > bound and time.monotonic() < deadline:
         time.sleep(0.5)
     after = server.rss_kib()
-    assert after <= idle * 1.10, f"RSS {after} KiB after the load, {idle} KiB idle"
+    assert after <= bound, f"RSS {after} KiB after the load, {idle} KiB idle, {cached_kib} KiB cached"
     print(f"load outcomes {counts}; RSS idle {idle} KiB, after {after} KiB")

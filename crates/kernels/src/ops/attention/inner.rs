@@ -120,46 +120,52 @@ fn exp_sum(scores: &mut [f32], max: f32) -> f64 {
     sum
 }
 
-/// Below this, `exp` is 0 (e^x would be subnormal).
-pub(crate) const EXP_MIN: f32 = -87.336_55;
+/// 1.5 × 2^23: adding it rounds an f32 to an integer.
+pub(crate) const EXP_ROUND: f32 = f32::from_bits(0x4b40_0000);
 /// log2(e).
-pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
-/// ln 2 in two parts: the first has few enough bits that `n * LN2_HI` is exact.
-pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const EXP_LOG2E: f32 = f32::from_bits(0x3fb8_aa3b);
+/// ln 2 in two parts.
+pub(crate) const EXP_LN2_HI: f32 = f32::from_bits(0x3f31_7200);
 /// The rest of ln 2.
-pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
-/// The polynomial of `exp` on `[-ln2/2, ln2/2]` (Cephes' `expf`), highest degree first.
-pub(crate) const EXP_POLY: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    1.666_666_5e-1,
-    0.5,
+pub(crate) const EXP_LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
+/// The polynomial's coefficients, highest degree first.
+pub(crate) const EXP_POLY: [f32; 5] = [
+    f32::from_bits(0x3c07_2010),
+    f32::from_bits(0x3d2b_9f17),
+    f32::from_bits(0x3e2a_af33),
+    f32::from_bits(0x3eff_fedb),
+    f32::from_bits(0x3f7f_fff6),
 ];
 
-/// e^x for x ≤ 0, within about 2 ulp (Cephes' `expf`), with separate multiplies and adds
-/// only, so the vector versions give the same bits: `x = n ln2 + r`, `e^x = 2^n e^r`.
-/// Values below [`EXP_MIN`] give 0; positive values are treated as 0.
+/// e^x as ggml's vector `ggml_v_expf` computes it on AVX2 (adapted from Arm's optimized
+/// routines, at most about 2 ulp off): `x = n ln2 + b`, `e^x = 2^n (1 + p(b))`, with fused
+/// multiply-adds. The vector kernels do the same operations, so every instruction set
+/// gives the same bits, and they are ggml's.
 pub fn exp(x: f32) -> f32 {
-    if x.is_nan() {
-        return x;
+    let z = x.mul_add(EXP_LOG2E, EXP_ROUND);
+    let n = z - EXP_ROUND;
+    let b = (-n).mul_add(EXP_LN2_LO, (-n).mul_add(EXP_LN2_HI, x));
+    let e = z.to_bits() << 23;
+    let k = f32::from_bits(e.wrapping_add(1.0f32.to_bits()));
+    let u = b * b;
+    let [p0, p1, p2, p3, p4] = EXP_POLY;
+    let j = p0
+        .mul_add(b, p1)
+        .mul_add(u, p2.mul_add(b, p3))
+        .mul_add(u, p4 * b);
+    if n.abs() <= 126.0 || n.is_nan() {
+        return j.mul_add(k, k);
     }
-    let x = x.min(0.0);
-    if x < EXP_MIN {
-        return 0.0;
+    // Far from 0: 2^n split in two factors so neither overflows, or a flush to 0 or
+    // infinity.
+    let g: u32 = if n <= 0.0 { 0x8200_0000 } else { 0 };
+    let s1 = f32::from_bits(g.wrapping_add(0x7f00_0000));
+    let s2 = f32::from_bits(e.wrapping_sub(g));
+    if n.abs() > 192.0 {
+        s1 * s1
+    } else {
+        s2.mul_add(j, s2) * s1
     }
-    let n = (x * LOG2_E + 0.5).floor();
-    let r = x - n * LN2_HI;
-    let r = r - n * LN2_LO;
-    let mut p = EXP_POLY[0];
-    for &c in &EXP_POLY[1..] {
-        p = p * r + c;
-    }
-    let e = p * (r * r) + r + 1.0;
-    // n lies in [-126, 0]: 2^n is a normal f32.
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    e * two_n
 }
 
 fn accumulate(w: &[f32], v: &[f32], out: &mut [f32]) {
