@@ -40,6 +40,10 @@ pub struct ModelInfo {
     /// The built-in template used when the file has none (from the architecture and the
     /// vocabulary).
     pub fallback_template: Fallback,
+    /// How the model writes tool calls (from the template, else the architecture).
+    pub tool_format: crate::tools::ToolFormat,
+    /// Whether the chat template renders a request's tools itself.
+    pub template_renders_tools: bool,
     /// The file's size in bytes.
     pub file_size: u64,
 }
@@ -87,6 +91,8 @@ impl ModelInfo {
             n_embd: number("embedding_length"),
             n_vocab: tokens.map(<[String]>::len),
             has_chat_template: chat_template.is_some(),
+            tool_format: crate::tools::ToolFormat::detect(chat_template.as_deref(), &architecture),
+            template_renders_tools: crate::tools::template_renders_tools(chat_template.as_deref()),
             chat_template_tool_use: string("tokenizer.chat_template.tool_use"),
             fallback_template: fallback::for_model(&architecture, |text| {
                 tokens.is_some_and(|tokens| tokens.iter().any(|t| t == text))

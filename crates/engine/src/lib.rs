@@ -17,6 +17,7 @@ pub mod sampler;
 pub mod serve;
 mod session;
 pub mod stop;
+pub mod tools;
 
 pub use chat::{
     ChatTemplate, Message, Role, SpecialTokens, TemplateError, TemplateOrigin, ToolCall, ToolSpec,
@@ -35,6 +36,7 @@ pub use session::{
 };
 pub use stop::StopMatcher;
 pub use tokenizer::{Detokenizer, Tokenizer};
+pub use tools::{ToolChoice, ToolFormat};
 
 /// Sizes the compute thread pool; call once, before loading a model.
 pub fn set_threads(n_threads: usize) {

@@ -26,6 +26,8 @@ use crate::params::GenParams;
 pub enum PromptSource {
     /// A conversation, rendered in the model's chat format.
     Chat(Vec<Message>),
+    /// A conversation with the functions the model may call, both passed to the template.
+    ChatWithTools(Vec<Message>, Vec<engine::ToolSpec>),
     /// Text used as is: BOS as the model's metadata says, special-token text parsed (as
     /// `slm run --raw` and llama.cpp's completion tools do).
     Raw(String),
@@ -44,6 +46,13 @@ pub async fn tokenize(engine: &Engine, prompt: PromptSource) -> Result<Vec<u32>,
             let text = engine
                 .template()
                 .render(&messages, &[], true)
+                .map_err(|err| ApiError::invalid_param("messages", err.to_string()))?;
+            Ok(engine.tokenizer().encode(&text, true, true))
+        }
+        PromptSource::ChatWithTools(messages, tools) => {
+            let text = engine
+                .template()
+                .render(&messages, &tools, true)
                 .map_err(|err| ApiError::invalid_param("messages", err.to_string()))?;
             Ok(engine.tokenizer().encode(&text, true, true))
         }

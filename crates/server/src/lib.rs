@@ -18,6 +18,7 @@ mod openai;
 mod params;
 mod routes;
 mod state;
+mod tools;
 
 use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, SocketAddr};

@@ -19,6 +19,8 @@ use crate::generation::{self, finish_reason, Finished, PromptSource, StreamRende
 use crate::json::JsonBody;
 use crate::params::GenParams;
 use crate::state::AppState;
+use crate::tools::{CallDelta, CallStream, ToolPlan};
+use engine::ToolChoice;
 
 /// Which route: the text goes in `message.content` or in `response`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +39,22 @@ pub async fn chat(
     let mut params = checked_options(request.options.as_ref())?;
     params.grammar = grammar;
     let messages = request::engine_messages(&request.messages)?;
+    let tools = crate::tools::parse_tools(request.tools.as_ref())?;
     let served = state.models.get(request.model.as_deref())?;
     let model = served.spec.name.clone();
-    if request.tools.is_some() {
-        tracing::info!("the request's tools are ignored: slm does not call tools yet");
-    }
     if messages.is_empty() {
         return Ok(Json(loaded(Kind::Chat, &model)).into_response());
     }
     let engine = &served.engine;
-    let prompt = generation::tokenize(engine, PromptSource::Chat(messages)).await?;
+    // Ollama has no tool_choice: the model decides, as OpenAI's auto.
+    let choice = if tools.is_empty() {
+        ToolChoice::None
+    } else {
+        ToolChoice::Auto
+    };
+    let plan = ToolPlan::new(engine, tools, choice, true);
+    let source = plan.apply(engine, &mut params, messages)?;
+    let prompt = generation::tokenize(engine, source).await?;
     generation::check_prompt(engine, &prompt, "messages")?;
     let tickets =
         generation::submit(engine, &prompt, &params, state.deadline(), "messages").await?;
@@ -56,6 +64,7 @@ pub async fn chat(
         model,
         started,
         request.stream.unwrap_or(true),
+        Some(plan),
     )
     .await
 }
@@ -112,6 +121,7 @@ pub async fn generate(
         model,
         started,
         request.stream.unwrap_or(true),
+        None,
     )
     .await
 }
@@ -190,6 +200,7 @@ async fn respond(
     model: String,
     started: Instant,
     stream: bool,
+    plan: Option<ToolPlan>,
 ) -> Result<Response, OllamaError> {
     let before = started.elapsed();
     if stream {
@@ -197,6 +208,7 @@ async fn respond(
             kind,
             model,
             before,
+            reader: plan.as_ref().and_then(ToolPlan::stream_reader),
         };
         let body = generation::stream_body(tickets, render);
         return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
@@ -205,7 +217,15 @@ async fn respond(
         return Err(ApiError::internal().into());
     };
     let finished = generation::collect(ticket).await?;
-    Ok(Json(final_line(kind, &model, &finished.text, &finished, before)).into_response())
+    let (content, calls) = match &plan {
+        Some(plan) => plan.read_output(&finished.text),
+        None => (finished.text.clone(), Vec::new()),
+    };
+    let mut last = final_line(kind, &model, &content, &finished, before);
+    if !calls.is_empty() {
+        last["message"]["tool_calls"] = crate::tools::ollama_calls(&calls);
+    }
+    Ok(Json(last).into_response())
 }
 
 /// The lines of a streamed response.
@@ -213,6 +233,32 @@ struct OllamaStream {
     kind: Kind,
     model: String,
     before: Duration,
+    /// The reader of tool calls when the request offers tools.
+    reader: Option<CallStream>,
+}
+
+impl OllamaStream {
+    /// The lines of text and complete calls (Ollama sends each call whole).
+    fn call_lines(&self, deltas: Vec<CallDelta>) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        for delta in deltas {
+            let mut line = match delta {
+                CallDelta::Text(text) if !text.is_empty() => line(self.kind, &self.model, &text),
+                CallDelta::End(_, call) => {
+                    let mut line = line(self.kind, &self.model, "");
+                    line.insert(
+                        "message".into(),
+                        json!({ "role": "assistant", "content": "", "tool_calls": crate::tools::ollama_calls(&[call]) }),
+                    );
+                    line
+                }
+                _ => continue,
+            };
+            line.insert("done".into(), Value::Bool(false));
+            frames.push(ndjson(&Value::Object(line)));
+        }
+        frames
+    }
 }
 
 fn ndjson(value: &Value) -> Bytes {
@@ -234,6 +280,10 @@ impl StreamRender for OllamaStream {
                 if text.is_empty() {
                     return Vec::new();
                 }
+                if let Some(reader) = self.reader.as_mut() {
+                    let deltas = reader.push(&text);
+                    return self.call_lines(deltas);
+                }
                 let mut line = line(self.kind, &self.model, &text);
                 line.insert("done".into(), Value::Bool(false));
                 vec![ndjson(&Value::Object(line))]
@@ -250,7 +300,11 @@ impl StreamRender for OllamaStream {
                     ))];
                 }
                 let mut frames = Vec::new();
-                if !text.is_empty() {
+                if let Some(reader) = self.reader.as_mut() {
+                    let mut deltas = reader.push(&text);
+                    deltas.extend(reader.finish());
+                    frames = self.call_lines(deltas);
+                } else if !text.is_empty() {
                     let mut line = line(self.kind, &self.model, &text);
                     line.insert("done".into(), Value::Bool(false));
                     frames.push(ndjson(&Value::Object(line)));

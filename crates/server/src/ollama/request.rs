@@ -27,7 +27,8 @@ pub struct ChatRequest {
     /// Sampling and length settings.
     #[serde(default)]
     pub options: Option<Options>,
-    /// Tools: ignored (logged).
+    /// Functions the model may call (OpenAI's shape); calls come back in
+    /// `message.tool_calls`.
     #[serde(default)]
     pub tools: Option<Value>,
 }
@@ -35,11 +36,17 @@ pub struct ChatRequest {
 /// One message of `messages`.
 #[derive(Debug, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
     /// The text.
     #[serde(default)]
     pub content: String,
+    /// An assistant message's calls: `[{"function": {"name": …, "arguments": {…}}}]`.
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    /// A tool message: the function whose result it is.
+    #[serde(default)]
+    pub tool_name: Option<String>,
     /// Images: not supported (slm runs text models).
     #[serde(default)]
     pub images: Option<Vec<Value>>,
@@ -225,7 +232,7 @@ pub fn check_format(format: Option<&Value>) -> Result<Option<engine::Grammar>, A
 
 /// The conversation as the engine's messages.
 pub fn engine_messages(messages: &[ChatMessage]) -> Result<Vec<Message>, ApiError> {
-    messages
+    let mut messages = messages
         .iter()
         .enumerate()
         .map(|(i, m)| {
@@ -239,14 +246,24 @@ pub fn engine_messages(messages: &[ChatMessage]) -> Result<Vec<Message>, ApiErro
                 "system" => Role::System,
                 "user" => Role::User,
                 "assistant" => Role::Assistant,
+                "tool" => Role::Tool,
                 other => {
                     return Err(ApiError::invalid_param(
                         format!("messages[{i}].role"),
-                        format!("messages[{i}].role {other} is not supported; use system, user or assistant"),
+                        format!("messages[{i}].role {other} is not supported; use system, user, assistant or tool"),
                     ))
                 }
             };
-            Ok(Message::new(role, m.content.clone()))
+            let mut message = Message::new(role, m.content.clone());
+            if let Some(calls) = m.tool_calls.as_ref().filter(|c| !c.is_null()) {
+                message.tool_calls = crate::tools::openai_history_calls(i, calls)?;
+            }
+            if role == Role::Tool {
+                message.name = m.tool_name.clone();
+            }
+            Ok(message)
         })
-        .collect()
+        .collect::<Result<Vec<Message>, ApiError>>()?;
+    crate::tools::name_tool_results(&mut messages);
+    Ok(messages)
 }

@@ -71,7 +71,12 @@ fn chat_messages_are_checked() {
     );
     assert_eq!(engine_messages(&request.messages).expect("valid").len(), 2);
     let request = parse(json!({"messages": [{"role": "tool", "content": "u"}]}));
-    let error = engine_messages(&request.messages).expect_err("tool");
+    assert_eq!(
+        engine_messages(&request.messages).expect("a tool result")[0].role,
+        engine::Role::Tool
+    );
+    let request = parse(json!({"messages": [{"role": "robot", "content": "u"}]}));
+    let error = engine_messages(&request.messages).expect_err("robot");
     assert_eq!(error.param.as_deref(), Some("messages[0].role"));
     let request =
         parse(json!({"messages": [{"role": "user", "content": "u", "images": ["aGk="]}]}));

@@ -10,23 +10,24 @@ use serde_json::{json, Value};
 use super::request::ChatRequest;
 use super::{logprobs, sse_data, sse_done, sse_response, usage_json, ResponseMeta};
 use crate::error::ApiError;
-use crate::generation::{self, finish_reason, PromptSource, StreamRender};
+use crate::generation::{self, finish_reason, StreamRender};
 use crate::json::JsonBody;
 use crate::state::AppState;
+use crate::tools::{self, CallDelta, CallStream, ToolPlan};
 
 /// Generates a reply to a conversation, whole or streamed.
 pub async fn chat_completions(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let params = request.params()?;
+    let mut params = request.params()?;
     let messages = request.engine_messages()?;
+    let (tools, tool_choice, parallel) = request.tool_request()?;
     let served = state.models.get(request.model.as_deref())?;
-    if request.tools.is_some() {
-        tracing::info!("the request's tools are ignored: slm does not call tools yet");
-    }
     let engine = &served.engine;
-    let prompt = generation::tokenize(engine, PromptSource::Chat(messages)).await?;
+    let plan = ToolPlan::new(engine, tools, tool_choice, parallel);
+    let source = plan.apply(engine, &mut params, messages)?;
+    let prompt = generation::tokenize(engine, source).await?;
     generation::check_prompt(engine, &prompt, "messages")?;
     let tickets =
         generation::submit(engine, &prompt, &params, state.deadline(), "messages").await?;
@@ -37,6 +38,7 @@ pub async fn chat_completions(
             n: params.n,
             include_usage: request.sampling.include_usage(),
             usages: vec![Usage::default(); params.n],
+            readers: (0..params.n).map(|_| plan.stream_reader()).collect(),
         };
         return Ok(sse_response(generation::stream_body(tickets, render)));
     }
@@ -46,11 +48,21 @@ pub async fn chat_completions(
         .iter()
         .enumerate()
         .map(|(index, f)| {
+            let (content, calls) = plan.read_output(&f.text);
+            let mut message = json!({ "role": "assistant", "content": content, "refusal": null });
+            let mut finish = finish_reason(f.finish);
+            if !calls.is_empty() {
+                message["tool_calls"] = tools::openai_calls(&calls);
+                if content.is_empty() {
+                    message["content"] = Value::Null;
+                }
+                finish = "tool_calls";
+            }
             json!({
                 "index": index,
-                "message": { "role": "assistant", "content": f.text, "refusal": null },
+                "message": message,
                 "logprobs": params.logprobs.map(|_| logprobs::chat(&f.logprobs)),
-                "finish_reason": finish_reason(f.finish),
+                "finish_reason": finish,
             })
         })
         .collect();
@@ -72,6 +84,8 @@ struct ChatStream {
     n: usize,
     include_usage: bool,
     usages: Vec<Usage>,
+    /// Per choice, the reader of tool calls when the request offers tools.
+    readers: Vec<Option<CallStream>>,
 }
 
 impl ChatStream {
@@ -100,6 +114,38 @@ impl ChatStream {
     }
 }
 
+impl ChatStream {
+    /// The chunks of one token's reading for tool calls, as OpenAI streams them: text as
+    /// `content`, a call's start with its id, type and name and empty arguments, then its
+    /// arguments piece by piece. The token's log-probability rides on the first chunk.
+    fn call_frames(&self, index: usize, deltas: Vec<CallDelta>, logprobs: Value) -> Vec<Bytes> {
+        let mut logprobs = Some(logprobs);
+        let mut frames = Vec::new();
+        for delta in deltas {
+            let body = match delta {
+                CallDelta::Text(text) => json!({ "content": text }),
+                CallDelta::Start(call, id, name) => json!({ "tool_calls": [{
+                    "index": call,
+                    "id": id,
+                    "type": "function",
+                    "function": { "name": name, "arguments": "" },
+                }] }),
+                CallDelta::Arguments(call, fragment) => json!({ "tool_calls": [{
+                    "index": call,
+                    "function": { "arguments": fragment },
+                }] }),
+                CallDelta::End(..) => continue,
+            };
+            let lp = logprobs.take().unwrap_or(Value::Null);
+            frames.push(self.delta(index, body, lp, Value::Null));
+        }
+        if let Some(lp) = logprobs.filter(|lp| !lp.is_null()) {
+            frames.push(self.delta(index, json!({ "content": "" }), lp, Value::Null));
+        }
+        frames
+    }
+}
+
 impl StreamRender for ChatStream {
     fn start(&mut self) -> Vec<Bytes> {
         (0..self.n)
@@ -120,7 +166,16 @@ impl StreamRender for ChatStream {
                     Value::Null,
                     |lp| json!({ "content": [logprobs::chat_entry(&lp)], "refusal": null }),
                 );
-                vec![self.delta(index, json!({ "content": text }), logprobs, Value::Null)]
+                let Some(Some(reader)) = self.readers.get_mut(index) else {
+                    return vec![self.delta(
+                        index,
+                        json!({ "content": text }),
+                        logprobs,
+                        Value::Null,
+                    )];
+                };
+                let deltas = reader.push(&text);
+                self.call_frames(index, deltas, logprobs)
             }
             Event::Done {
                 finish,
@@ -137,11 +192,21 @@ impl StreamRender for ChatStream {
                     *slot = usage;
                 }
                 let mut frames = Vec::new();
-                if !text.is_empty() {
+                let mut made_calls = false;
+                if let Some(Some(reader)) = self.readers.get_mut(index) {
+                    let mut deltas = reader.push(&text);
+                    deltas.extend(reader.finish());
+                    made_calls = reader.n_calls() > 0;
+                    frames = self.call_frames(index, deltas, Value::Null);
+                } else if !text.is_empty() {
                     let delta = json!({ "content": text });
                     frames.push(self.delta(index, delta, Value::Null, Value::Null));
                 }
-                let finish = Value::from(finish_reason(Some(finish)));
+                let finish = if made_calls {
+                    Value::from("tool_calls")
+                } else {
+                    Value::from(finish_reason(Some(finish)))
+                };
                 frames.push(self.delta(index, json!({}), Value::Null, finish));
                 frames
             }

@@ -3,7 +3,7 @@
 //! are; a field slm cannot honour in a way the client would rely on (`echo`) is a 400
 //! rather than a silently different answer.
 
-use engine::{Message, Role, SamplerParams};
+use engine::{Message, Role, SamplerParams, ToolChoice, ToolSpec};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -36,9 +36,16 @@ pub struct ChatRequest {
     /// `text`, `json_object` or `json_schema` (see `crate::format`).
     #[serde(default)]
     pub response_format: Option<serde_json::Value>,
-    /// Tool definitions: ignored (logged), the model answers in text.
+    /// Functions the model may call: `[{"type": "function", "function": {name,
+    /// description, parameters}}]`.
     #[serde(default)]
     pub tools: Option<serde_json::Value>,
+    /// `none`, `auto`, `required` or `{"type": "function", "function": {"name": …}}`.
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
+    /// Several calls in one answer (default true).
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
 }
 
 impl RequestBody for ChatRequest {
@@ -111,11 +118,20 @@ pub struct StreamOptions {
 /// One message of `messages`.
 #[derive(Debug, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `developer`, `user` or `assistant`.
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
     pub role: String,
     /// Text, or a list of content parts; `null` for an assistant message with tool calls.
     #[serde(default)]
     pub content: Option<Content>,
+    /// An assistant message's calls: `[{id, type, function: {name, arguments}}]`.
+    #[serde(default)]
+    pub tool_calls: Option<serde_json::Value>,
+    /// A tool message: the id of the call it answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    /// A tool message: the function's name (optional; found from the call otherwise).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// A message's content.
@@ -341,11 +357,21 @@ impl ChatRequest {
                 "messages is empty; give at least one message",
             ));
         }
-        self.messages
+        let mut messages = self
+            .messages
             .iter()
             .enumerate()
             .map(|(i, m)| m.to_engine(i))
-            .collect()
+            .collect::<Result<Vec<Message>, ApiError>>()?;
+        crate::tools::name_tool_results(&mut messages);
+        Ok(messages)
+    }
+
+    /// The offered tools, the `tool_choice` and whether calls may come several at once.
+    pub fn tool_request(&self) -> Result<(Vec<ToolSpec>, ToolChoice, bool), ApiError> {
+        let tools = crate::tools::parse_tools(self.tools.as_ref())?;
+        let choice = crate::tools::parse_tool_choice(self.tool_choice.as_ref(), &tools)?;
+        Ok((tools, choice, self.parallel_tool_calls.unwrap_or(true)))
     }
 }
 
@@ -355,10 +381,11 @@ impl ChatMessage {
             "system" | "developer" => Role::System,
             "user" => Role::User,
             "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
             other => {
                 return Err(ApiError::invalid_param(
                     format!("messages[{index}].role"),
-                    format!("messages[{index}].role {other} is not supported; use system, developer, user or assistant"),
+                    format!("messages[{index}].role {other} is not supported; use system, developer, user, assistant or tool"),
                 ))
             }
         };
@@ -381,7 +408,23 @@ impl ChatMessage {
                 text
             }
         };
-        Ok(Message::new(role, content))
+        let mut message = Message::new(role, content);
+        if let Some(calls) = self.tool_calls.as_ref().filter(|c| !c.is_null()) {
+            if role != Role::Assistant {
+                return Err(ApiError::invalid_param(
+                    format!("messages[{index}].tool_calls"),
+                    format!(
+                        "messages[{index}] has tool_calls but only assistant messages make calls"
+                    ),
+                ));
+            }
+            message.tool_calls = crate::tools::openai_history_calls(index, calls)?;
+        }
+        if role == Role::Tool {
+            message.tool_call_id = self.tool_call_id.clone();
+            message.name = self.name.clone();
+        }
+        Ok(message)
     }
 }
 
