@@ -154,6 +154,7 @@ fn submit_now(
                 logprobs: params.logprobs,
                 deadline,
                 grammar: params.grammar.clone(),
+                special_text: params.special_text,
             };
             engine.submit(request).map_err(|e| submit_error(e, param))
         })

@@ -27,6 +27,8 @@ pub struct GenParams {
     pub n: usize,
     /// A grammar every choice's output must match.
     pub grammar: Option<engine::Grammar>,
+    /// Render control tokens as text (tool-call markers that are control tokens).
+    pub special_text: bool,
 }
 
 impl GenParams {

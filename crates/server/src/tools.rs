@@ -67,6 +67,8 @@ impl ToolPlan {
             };
             return Ok(PromptSource::Chat(messages));
         }
+        // The call markers of some formats are control tokens: the reader must see them.
+        params.special_text = true;
         if let Some(grammar) = self.grammar(engine)? {
             if params.grammar.is_some() && self.choice != ToolChoice::Auto {
                 return Err(ApiError::invalid_param(

@@ -6,13 +6,15 @@ use crate::Tokenizer;
 /// UTF-8: bytes of a character split over several tokens wait until it is complete.
 /// Bytes that can never become valid UTF-8 are emitted as U+FFFD.
 ///
-/// Tokens are rendered as [`Tokenizer::token_to_piece`] without special text: control
-/// tokens (such as `<|im_end|>`) produce nothing. No leading space is removed: the
-/// stream continues a prompt.
+/// Tokens are rendered as [`Tokenizer::token_to_piece`], by default without special
+/// text: control tokens (such as `<|im_end|>`) produce nothing. No leading space is
+/// removed: the stream continues a prompt.
 #[derive(Debug, Default, Clone)]
 pub struct Detokenizer {
     /// Bytes of an incomplete character at the end of what was pushed.
     pending: Vec<u8>,
+    /// Render control tokens as their text.
+    special: bool,
 }
 
 impl Detokenizer {
@@ -21,9 +23,18 @@ impl Detokenizer {
         Detokenizer::default()
     }
 
+    /// A detokenizer that also renders control tokens as their text (`[TOOL_CALLS]`,
+    /// `<|tool_call|>`: markers a reader of the output must see).
+    pub fn with_special_text() -> Detokenizer {
+        Detokenizer {
+            special: true,
+            ..Detokenizer::default()
+        }
+    }
+
     /// Adds a token; returns the text it completes (possibly empty).
     pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> String {
-        tokenizer.append_piece(id, false, &mut self.pending);
+        tokenizer.append_piece(id, self.special, &mut self.pending);
         self.take_complete()
     }
 

@@ -209,6 +209,11 @@ impl Generation {
         for &token in &prompt[start..] {
             sampler.accept(token);
         }
+        let detokenizer = if request.special_text {
+            Detokenizer::with_special_text()
+        } else {
+            Detokenizer::new()
+        };
         Generation {
             stop: StopMatcher::new(&request.stop),
             tokens: request.prompt.clone(),
@@ -216,7 +221,7 @@ impl Generation {
             request,
             events,
             sampler,
-            detokenizer: Detokenizer::new(),
+            detokenizer,
             n_evaluated: 0,
             cached_tokens: 0,
             completion_tokens: 0,

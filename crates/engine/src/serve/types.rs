@@ -70,6 +70,10 @@ pub struct Request {
     pub deadline: Option<Instant>,
     /// A grammar the output must match (tokens that would leave it are never sampled).
     pub grammar: Option<crate::Grammar>,
+    /// Render control tokens in the output as their text (tool-call markers such as
+    /// `[TOOL_CALLS]` or `<|tool_call|>` are control tokens in some vocabularies); the
+    /// end-of-generation token that ends the output is never rendered.
+    pub special_text: bool,
 }
 
 impl Request {
@@ -84,6 +88,7 @@ impl Request {
             logprobs: None,
             deadline: None,
             grammar: None,
+            special_text: false,
         }
     }
 }

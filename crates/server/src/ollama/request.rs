@@ -221,6 +221,7 @@ impl Options {
             logprobs: None,
             n: 1,
             grammar: None,
+            special_text: false,
         })
     }
 }

@@ -306,6 +306,7 @@ impl SamplingFields {
             logprobs,
             n,
             grammar: None,
+            special_text: false,
         })
     }
 
