@@ -3,7 +3,8 @@
 Two local tools: a calculator that evaluates arithmetic safely (a whitelist over Python's
 syntax tree, no eval) and a unit converter over a fixed table. The loop sends the
 conversation with the tools, runs every call the model makes, appends the results and asks
-again, until the model answers in text (or after a few rounds). Runs offline.
+again, until the model answers in text; the last round asks for that answer with
+`tool_choice: "none"`. Runs offline.
 
     slm serve qwen2.5-coder:0.5b            # in one terminal
     python examples/agent.py                # in another (pip install openai)
@@ -125,9 +126,16 @@ def main() -> None:
         {"role": "user", "content": question},
     ]
     print(f"user: {question}")
-    for _ in range(MAX_ROUNDS):
+    for round in range(MAX_ROUNDS):
+        # The last round asks for the answer in words: no more calls.
+        choice = "auto" if round < MAX_ROUNDS - 1 else "none"
         response = client.chat.completions.create(
-            model=MODEL, messages=messages, tools=TOOLS, temperature=0, max_tokens=200
+            model=MODEL,
+            messages=messages,
+            tools=TOOLS,
+            tool_choice=choice,
+            temperature=0,
+            max_tokens=200,
         )
         message = response.choices[0].message
         if not message.tool_calls:
@@ -138,7 +146,6 @@ def main() -> None:
             result = run_call(call)
             print(f"tool call: {call.function.name}({call.function.arguments}) -> {result}")
             messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-    print("assistant: (no final answer after the tool rounds)")
 
 
 if __name__ == "__main__":

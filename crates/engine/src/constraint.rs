@@ -116,7 +116,7 @@ pub const JSON_WHITESPACE: &str = r"[\x20\x0A\x0D\x09]{1,32}";
 
 /// JSON output options: bounded whitespace, and `lenient` where the schema need not be
 /// enforced to the letter (unsupported keywords are then ignored, not refused).
-fn json_options(strict: bool) -> serde_json::Value {
+pub(crate) fn json_options(strict: bool) -> serde_json::Value {
     serde_json::json!({
         "whitespace_pattern": JSON_WHITESPACE,
         "lenient": !strict,

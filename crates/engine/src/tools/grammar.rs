@@ -181,9 +181,12 @@ fn regex_escape(text: &str) -> String {
 }
 
 /// The schema the arguments must follow: the function's parameters, an object in any
-/// case (`{}` and non-objects allow any object).
+/// case (`{}` and non-objects allow any object). Objects that list their properties and
+/// say nothing of others get no others (as OpenAI's strict function calling does: a small
+/// model otherwise copies schema keywords such as `required` into its arguments), and JSON
+/// whitespace is bounded as for every JSON grammar.
 fn arguments_schema(parameters: &Value) -> Value {
-    match parameters {
+    let mut schema = match parameters {
         Value::Object(schema) if !schema.is_empty() => {
             let mut schema = schema.clone();
             schema
@@ -196,5 +199,51 @@ fn arguments_schema(parameters: &Value) -> Value {
             schema.insert("type".into(), Value::from("object"));
             Value::Object(schema)
         }
+    };
+    close_objects(&mut schema, 0);
+    if let Value::Object(map) = &mut schema {
+        map.entry("x-guidance")
+            .or_insert_with(|| crate::constraint::json_options(false));
+    }
+    schema
+}
+
+/// Sets `additionalProperties: false` on every object schema that lists `properties` and
+/// says nothing of other keys, through nested schemas (to a sane depth).
+fn close_objects(schema: &mut Value, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    match schema {
+        Value::Object(map) => {
+            if map.get("properties").is_some_and(Value::is_object)
+                && !map.contains_key("additionalProperties")
+                && !map.contains_key("patternProperties")
+                && !map.contains_key("unevaluatedProperties")
+            {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for (key, value) in map.iter_mut() {
+                match key.as_str() {
+                    // Keyword values that are not schemas.
+                    "enum" | "const" | "required" | "default" | "examples" | "x-guidance" => {}
+                    // Maps of names to schemas.
+                    "properties" | "$defs" | "definitions" | "patternProperties" => {
+                        if let Value::Object(children) = value {
+                            for child in children.values_mut() {
+                                close_objects(child, depth + 1);
+                            }
+                        }
+                    }
+                    _ => close_objects(value, depth + 1),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                close_objects(item, depth + 1);
+            }
+        }
+        _ => {}
     }
 }

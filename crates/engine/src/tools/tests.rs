@@ -360,7 +360,12 @@ fn grammars_for_each_choice() {
         "{required}"
     );
     assert!(
-        required.contains("args_1: %json {\"type\":\"object\"}"),
+        required.contains("args_1: %json {\"type\":\"object\",\"x-guidance\":"),
+        "{required}"
+    );
+    // Declared properties close the object; whitespace is bounded.
+    assert!(
+        required.contains("\"additionalProperties\":false"),
         "{required}"
     );
     let named = lark_grammar(
