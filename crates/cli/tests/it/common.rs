@@ -235,10 +235,26 @@ pub fn compare_greedy_text(
         return Err(describe());
     };
     let start = if i == 0 { 0 } else { ends[i - 1] };
-    let t = top2(case)[i];
+    let top2 = top2(case);
+    let t = top2[i];
     let piece = second_piece(t.id2);
     if t.gap < NEAR_TIE_GAP && !piece.is_empty() && ours[start..].starts_with(&piece) {
         return Ok(());
+    }
+    // The token we chose may have been longer than the reference's at an earlier
+    // position (".\n\n" where the reference has "." then " The"): the text then agrees
+    // past that token's end. The divergence is at that earlier token if the reference's
+    // second choice there is what we wrote and reaches past the first differing byte.
+    for j in (0..i).rev() {
+        let start_j = if j == 0 { 0 } else { ends[j - 1] };
+        let t_j = top2[j];
+        let piece_j = second_piece(t_j.id2);
+        if t_j.gap < NEAR_TIE_GAP
+            && start_j + piece_j.len() > diff
+            && ours[start_j..].starts_with(&piece_j)
+        {
+            return Ok(());
+        }
     }
     Err(format!("{} (token {i}, gap {:.3})", describe(), t.gap))
 }
