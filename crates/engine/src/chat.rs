@@ -21,6 +21,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
+pub use strftime::civil_from_days;
 pub use template::{ChatTemplate, SpecialTokens, TemplateError, TemplateOrigin};
 
 /// Who said a message.
