@@ -272,8 +272,11 @@ impl Pool {
             spin_until(|| shared.done.load(Ordering::Acquire) == n - 1);
         } else {
             shared.gate.fetch_or(GATE_CLOSED, Ordering::SeqCst);
-            spin_until(|| shared.gate.load(Ordering::Acquire) & GATE_COUNT == 0);
         }
+        // Every worker leaves the gate after counting itself done; the next dispatch
+        // overwrites the gate, so it must not start while a worker's decrement is still
+        // to come (that decrement would land on the new gate and lock every worker out).
+        spin_until(|| shared.gate.load(Ordering::Acquire) & GATE_COUNT == 0);
         // No worker is inside `f` and none can enter any more; it may go out of scope.
         if let Err(payload) = own {
             resume_unwind(payload);
