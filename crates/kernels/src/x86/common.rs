@@ -223,3 +223,28 @@ pub(crate) unsafe fn select_by_bits<const AVX512: bool>(
         }
     }
 }
+
+/// How far ahead of the block being multiplied the packed-weight kernels ask for the
+/// weights. Decode streams every weight from memory once, and one core's hardware
+/// prefetchers keep too few lines in flight to draw the memory's bandwidth (they stop
+/// at each 4 KiB page); asking for the bytes some 40 lines ahead raised one Zen 4
+/// core's matrix-vector speed from memory by about half (2048 to 3072 bytes measured
+/// alike; 4096 less, as lines get evicted before use).
+pub(crate) const PREFETCH_AHEAD: usize = 2560;
+
+/// Prefetches, into every cache level, the `bytes` bytes that start [`PREFETCH_AHEAD`]
+/// past `block`.
+///
+/// A prefetch never faults, so the addresses may run past the end of the weights (the
+/// last blocks of a matrix); they are formed with wrapping arithmetic and never read.
+#[inline(always)]
+pub(crate) fn prefetch_ahead(block: *const u8, bytes: usize) {
+    let mut off = 0;
+    while off < bytes {
+        let p = block.wrapping_add(PREFETCH_AHEAD + off);
+        // SAFETY: a prefetch is a hint: it reads nothing architecturally and does not
+        // fault on any address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+        off += 64;
+    }
+}

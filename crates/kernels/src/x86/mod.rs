@@ -21,6 +21,8 @@ mod tile_k;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use common::prefetch_ahead;
+
 use crate::dispatch::{Kernels, TILE_ROWS, TILE_TOKENS};
 use crate::DType;
 

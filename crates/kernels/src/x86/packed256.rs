@@ -26,7 +26,7 @@
 
 use core::arch::x86_64::*;
 
-use super::common::{bytes_from_bits_32, load256};
+use super::common::{bytes_from_bits_32, load256, prefetch_ahead};
 use crate::packed::layout::*;
 use crate::packed::{check_call, PackedActs, PackedFormat, GROUP, MAX_TOKENS};
 
@@ -420,6 +420,9 @@ unsafe fn legacy<const F: u8, const T: usize, const NH: usize>(
         let mut macc = [[_mm256_setzero_ps(); T]; NH];
         for b in 0..nb {
             let base = w.add(b * bytes);
+            if h0 == 0 {
+                prefetch_ahead(base, bytes);
+            }
             let xb = x.xq.map(|p| p.add(32 * b));
             let iacc = match (F == Q8_0, five) {
                 (true, _) => dot_q8_0::<T, NH>(base, h0, xb),
@@ -497,6 +500,9 @@ unsafe fn lanes<const F: u8>(
         let mut macc = _mm256_setzero_ps();
         for b in 0..nb {
             let base = w.add(b * bytes);
+            if h == 0 {
+                prefetch_ahead(base, bytes);
+            }
             let x = xq.add(32 * b);
             let scale = _mm256_mul_ps(f16x8(base.add(d_off + 16 * h)), _mm256_set1_ps(*xd.add(b)));
             let mut line = |k: usize, i: __m256i| {
@@ -601,6 +607,9 @@ unsafe fn q4k<const T: usize, const NH: usize>(
         let mut facc = [[_mm256_setzero_ps(); T]; NH];
         for sb in 0..nsb {
             let base = w.add(sb * Q4K_BYTES);
+            if h0 == 0 {
+                prefetch_ahead(base, Q4K_BYTES);
+            }
             let isum = q4k_dots::<T, NH>(base, h0, x.xq.map(|p| p.add(256 * sb)));
             for h in 0..NH {
                 let row = HALF * (h0 + h);
@@ -713,6 +722,9 @@ unsafe fn q6k<const T: usize, const NH: usize>(
         let mut facc = [[_mm256_setzero_ps(); T]; NH];
         for sb in 0..nsb {
             let base = w.add(sb * Q6K_BYTES);
+            if h0 == 0 {
+                prefetch_ahead(base, Q6K_BYTES);
+            }
             let dots = q6k_dots::<T, NH>(base, h0, x.xq.map(|p| p.add(256 * sb)));
             for h in 0..NH {
                 let row = HALF * (h0 + h);

@@ -4,6 +4,7 @@
 
 use core::arch::x86_64::*;
 
+use super::common::prefetch_ahead;
 use crate::packed::layout::*;
 use crate::packed::{check_call, PackedActs, PackedFormat, GROUP, MAX_TOKENS};
 
@@ -224,6 +225,7 @@ unsafe fn legacy<const F: u8, const T: usize>(
         let mut macc = [_mm512_setzero_ps(); T];
         for b in 0..nb {
             let base = w.add(b * bytes);
+            prefetch_ahead(base, bytes);
             let mut iacc = [_mm512_setzero_si512(); T];
             if F == Q8_0 {
                 for k in 0..8 {
@@ -347,6 +349,7 @@ unsafe fn lanes<const F: u8, const T: usize>(
         }
         for b in 0..nb {
             let base = w.add(b * bytes);
+            prefetch_ahead(base, bytes);
             let dw = f16x16(base.add(d_off));
             let scale: [__m512; T] =
                 std::array::from_fn(|t| _mm512_mul_ps(dw, _mm512_set1_ps(*xd[t].add(b))));
@@ -413,6 +416,7 @@ unsafe fn q4k<const T: usize>(w: *const u8, a: &PackedActs, t0: usize, out: *mut
         let mut facc = [_mm512_setzero_ps(); T];
         for sb in 0..nsb {
             let base = w.add(sb * Q4K_BYTES);
+            prefetch_ahead(base, Q4K_BYTES);
             let mut isum = [_mm512_setzero_si512(); T];
             for j in 0..8 {
                 let mut iacc = [_mm512_setzero_si512(); T];
@@ -494,6 +498,7 @@ unsafe fn q6k<const T: usize>(w: *const u8, a: &PackedActs, t0: usize, out: *mut
         let mut facc = [_mm512_setzero_ps(); T];
         for sb in 0..nsb {
             let base = w.add(sb * Q6K_BYTES);
+            prefetch_ahead(base, Q6K_BYTES);
             let mut isum = [_mm512_setzero_si512(); T];
             for c in 0..8 {
                 let cb = base.add(Q6K_CHUNK * c);
