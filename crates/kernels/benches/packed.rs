@@ -6,7 +6,8 @@
 //!
 //! Matvec reports packed weight bytes per second (the bound is memory bandwidth): it
 //! cycles through enough copies of the matrix to overflow the last-level cache, as
-//! decode streams a whole model's weights from memory. Prefill reports tokens per second
+//! decode streams a whole model's weights from memory; `packed_matvec_hot` runs the same
+//! matvec on one copy, from cache, which separates the kernel's speed from memory's. Prefill reports tokens per second
 //! (elements = tokens) on one copy. Run with `cargo bench -p kernels --bench packed`;
 //! `SLM_THREADS=n` sets the thread count, `SLM_ISA=avx2` caps the instruction set.
 
@@ -77,8 +78,9 @@ fn formats(n_cols: usize) -> impl Iterator<Item = PackedFormat> {
         .filter(move |f| n_cols.is_multiple_of(f.block_values()))
 }
 
-/// Matvec from a working set of `working_set` bytes: past the last-level cache, it
-/// measures what decode gets from memory; inside L2, the kernel's own speed.
+/// Matvec cycling through copies of the matrix that fill `working_set` bytes: past the
+/// last-level cache it measures what decode gets from memory; with one copy, which
+/// stays in cache, the kernel's own speed.
 fn bench_matvec(c: &mut Criterion, scratch: &mut MatmulScratch, name: &str, working_set: usize) {
     let mut group = c.benchmark_group(name);
     group
