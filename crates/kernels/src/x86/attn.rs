@@ -8,8 +8,8 @@ use std::ops::Range;
 use half::f16;
 
 use crate::ops::attention_inner::{
-    check_accumulate, check_keys, check_scores, EXP_LN2_HI, EXP_LN2_LO, EXP_LOG2E, EXP_POLY,
-    EXP_ROUND, KV_TILE,
+    check_accumulate, check_keys, check_scores, check_values, EXP_LN2_HI, EXP_LN2_LO, EXP_LOG2E,
+    EXP_POLY, EXP_ROUND, KV_TILE,
 };
 
 /// Transposes eight rows of eight floats: `r[x]` becomes the `x`-th column.
@@ -48,20 +48,29 @@ unsafe fn transpose8(r: &mut [__m256; 8]) {
 }
 
 /// # Safety
-/// AVX2 and F16C are present; `k` holds `n * head_dim` values, `kt` holds
-/// `head_dim * KV_TILE`, `n <= KV_TILE`.
+/// AVX2 and F16C are present; `k` holds `(n - 1) * stride + head_dim` values (`n > 0`),
+/// `kt` holds `head_dim * KV_TILE`, `first + n <= KV_TILE`.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn keys_transposed_avx2(k: *const f16, n: usize, head_dim: usize, kt: *mut f32) {
+unsafe fn keys_transposed_avx2(
+    k: *const f16,
+    stride: usize,
+    n: usize,
+    head_dim: usize,
+    first: usize,
+    kt: *mut f32,
+) {
     let full_keys = n / 8 * 8;
     let full_dims = head_dim / 8 * 8;
-    // SAFETY: every offset read is below n * head_dim and every offset written below
-    // head_dim * KV_TILE (j < n <= KV_TILE), as the contract gives.
+    // SAFETY: every offset read is below (n - 1) * stride + head_dim and every offset
+    // written below head_dim * KV_TILE (first + j < first + n <= KV_TILE), as the
+    // contract gives.
     unsafe {
+        let kt = kt.add(first);
         for j0 in (0..full_keys).step_by(8) {
             for d0 in (0..full_dims).step_by(8) {
                 let mut r = [_mm256_setzero_ps(); 8];
                 for (i, row) in r.iter_mut().enumerate() {
-                    let src = k.add((j0 + i) * head_dim + d0).cast::<__m128i>();
+                    let src = k.add((j0 + i) * stride + d0).cast::<__m128i>();
                     *row = _mm256_cvtph_ps(_mm_loadu_si128(src));
                 }
                 transpose8(&mut r);
@@ -71,13 +80,36 @@ unsafe fn keys_transposed_avx2(k: *const f16, n: usize, head_dim: usize, kt: *mu
             }
             for d in full_dims..head_dim {
                 for j in j0..j0 + 8 {
-                    *kt.add(d * KV_TILE + j) = (*k.add(j * head_dim + d)).to_f32();
+                    *kt.add(d * KV_TILE + j) = (*k.add(j * stride + d)).to_f32();
                 }
             }
         }
         for j in full_keys..n {
             for d in 0..head_dim {
-                *kt.add(d * KV_TILE + j) = (*k.add(j * head_dim + d)).to_f32();
+                *kt.add(d * KV_TILE + j) = (*k.add(j * stride + d)).to_f32();
+            }
+        }
+    }
+}
+
+/// # Safety
+/// AVX2 and F16C are present; `v` holds `(n - 1) * stride + head_dim` values, `out`
+/// `n * head_dim`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn values_avx2(v: *const f16, stride: usize, n: usize, head_dim: usize, out: *mut f32) {
+    let full_dims = head_dim / 8 * 8;
+    // SAFETY: every offset read is below (n - 1) * stride + head_dim, every offset
+    // written below n * head_dim, as the contract gives.
+    unsafe {
+        for j in 0..n {
+            let src = v.add(j * stride);
+            let dst = out.add(j * head_dim);
+            for d in (0..full_dims).step_by(8) {
+                let x = _mm_loadu_si128(src.add(d).cast::<__m128i>());
+                _mm256_storeu_ps(dst.add(d), _mm256_cvtph_ps(x));
+            }
+            for d in full_dims..head_dim {
+                *dst.add(d) = (*src.add(d)).to_f32();
             }
         }
     }
@@ -307,12 +339,30 @@ unsafe fn accumulate_avx2(w: *const f32, n: usize, v: *const f32, head_dim: usiz
     }
 }
 
-/// Checks lengths, then converts with AVX2.
-pub(crate) fn keys_transposed(k: &[f16], head_dim: usize, kt: &mut [f32]) {
-    let n = check_keys(k, head_dim, kt);
+/// Checks lengths, then converts keys with AVX2.
+pub(crate) fn keys_transposed(
+    k: &[f16],
+    stride: usize,
+    n: usize,
+    head_dim: usize,
+    first: usize,
+    kt: &mut [f32],
+) {
+    check_keys(k, stride, n, head_dim, first, kt);
+    if n == 0 {
+        return;
+    }
     // SAFETY: lengths were checked; this function is only put in a table after the
     // features were detected.
-    unsafe { keys_transposed_avx2(k.as_ptr(), n, head_dim, kt.as_mut_ptr()) }
+    unsafe { keys_transposed_avx2(k.as_ptr(), stride, n, head_dim, first, kt.as_mut_ptr()) }
+}
+
+/// Checks lengths, then converts values with AVX2.
+pub(crate) fn values(v: &[f16], stride: usize, n: usize, out: &mut [f32]) {
+    let head_dim = check_values(v, stride, n, out);
+    // SAFETY: lengths were checked; this function is only put in a table after the
+    // features were detected.
+    unsafe { values_avx2(v.as_ptr(), stride, n, head_dim, out.as_mut_ptr()) }
 }
 
 /// Checks lengths, then computes scores with AVX2.

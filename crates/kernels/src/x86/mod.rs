@@ -243,6 +243,7 @@ pub(crate) fn install_avx2(k: &mut Kernels) -> bool {
     avx2::install(k);
     k.attention = crate::ops::AttentionKernels {
         keys_transposed: attn::keys_transposed,
+        values: attn::values,
         scores: attn::scores,
         exp_sum: attn::exp_sum,
         accumulate: attn::accumulate,

@@ -14,12 +14,25 @@ use half::f16;
 /// Keys a tile holds at most (the row stride of a transposed key tile).
 pub const KV_TILE: usize = 64;
 
-/// Converts `k.len() / head_dim` keys (at most [`KV_TILE`]) of `head_dim` f16 values to
-/// f32, transposed: dimension `d` of key `j` goes to `kt[d * KV_TILE + j]`.
+/// Converts `n` keys of `head_dim` f16 values, each `stride` values after the previous
+/// in `k`, to f32 in columns `first..first + n` of a transposed tile: dimension `d` of key
+/// `j` goes to `kt[d * KV_TILE + first + j]`.
 pub type KeysTransposedFn = fn(
-    k: &[f16], // [n_keys, head_dim]
+    k: &[f16], // [(n - 1) * stride + head_dim]
+    stride: usize,
+    n: usize,
     head_dim: usize,
+    first: usize,
     kt: &mut [f32], // [head_dim, KV_TILE]
+);
+
+/// Converts `n` rows of `out.len() / n` f16 values, each `stride` values after the
+/// previous in `v`, to consecutive f32 rows of `out`.
+pub type ValuesFn = fn(
+    v: &[f16], // [(n - 1) * stride + head_dim]
+    stride: usize,
+    n: usize,
+    out: &mut [f32], // [n, head_dim]
 );
 
 /// `scores[j] = scale * q · key j` for every `j` in `keys`, the keys read from a
@@ -49,6 +62,8 @@ pub type AccumulateFn = fn(
 pub struct AttentionKernels {
     /// Key tile conversion.
     pub keys_transposed: KeysTransposedFn,
+    /// Value conversion.
+    pub values: ValuesFn,
     /// Query-key scores.
     pub scores: ScoresFn,
     /// Softmax numerators and their sum.
@@ -61,6 +76,7 @@ impl AttentionKernels {
     /// The portable reference.
     pub const SCALAR: AttentionKernels = AttentionKernels {
         keys_transposed,
+        values,
         scores,
         exp_sum,
         accumulate,
@@ -68,12 +84,33 @@ impl AttentionKernels {
 }
 
 /// Panics unless the arguments of a key conversion fit.
-pub(crate) fn check_keys(k: &[f16], head_dim: usize, kt: &[f32]) -> usize {
-    assert!(head_dim > 0 && k.len().is_multiple_of(head_dim));
-    let n = k.len() / head_dim;
-    assert!(n <= KV_TILE, "{n} keys do not fit a tile of {KV_TILE}");
+pub(crate) fn check_keys(
+    k: &[f16],
+    stride: usize,
+    n: usize,
+    head_dim: usize,
+    first: usize,
+    kt: &[f32],
+) {
+    assert!(head_dim > 0 && stride >= head_dim);
+    assert!(
+        first + n <= KV_TILE,
+        "keys {first}..{} do not fit a tile of {KV_TILE}",
+        first + n
+    );
+    assert!(n == 0 || k.len() >= (n - 1) * stride + head_dim);
     assert!(kt.len() >= head_dim * KV_TILE);
-    n
+}
+
+/// Panics unless the arguments of a value conversion fit; returns `head_dim`.
+pub(crate) fn check_values(v: &[f16], stride: usize, n: usize, out: &[f32]) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    assert!(out.len().is_multiple_of(n));
+    let head_dim = out.len() / n;
+    assert!(stride >= head_dim && v.len() >= (n - 1) * stride + head_dim);
+    head_dim
 }
 
 /// Panics unless the arguments of a score computation fit.
@@ -88,11 +125,27 @@ pub(crate) fn check_accumulate(w: &[f32], v: &[f32], out: &[f32]) {
     assert!(v.len() >= w.len() * out.len());
 }
 
-fn keys_transposed(k: &[f16], head_dim: usize, kt: &mut [f32]) {
-    let n = check_keys(k, head_dim, kt);
+fn keys_transposed(
+    k: &[f16],
+    stride: usize,
+    n: usize,
+    head_dim: usize,
+    first: usize,
+    kt: &mut [f32],
+) {
+    check_keys(k, stride, n, head_dim, first, kt);
     for j in 0..n {
         for d in 0..head_dim {
-            kt[d * KV_TILE + j] = k[j * head_dim + d].to_f32();
+            kt[d * KV_TILE + first + j] = k[j * stride + d].to_f32();
+        }
+    }
+}
+
+fn values(v: &[f16], stride: usize, n: usize, out: &mut [f32]) {
+    let head_dim = check_values(v, stride, n, out);
+    for j in 0..n {
+        for d in 0..head_dim {
+            out[j * head_dim + d] = v[j * stride + d].to_f32();
         }
     }
 }

@@ -138,7 +138,8 @@ fn every_instruction_set_gives_the_scalar_bits() {
     ] {
         let (q_dim, kv_dim) = (n_heads * head_dim, n_kv_heads * head_dim);
         // Prefill past a tile, decode at odd depths, a first token.
-        for (n_positions, first_pos) in [(150, 0), (131, 130), (70, 61), (1, 0), (9, 3)] {
+        for (n_positions, first_pos) in [(150, 0), (131, 130), (70, 61), (1, 0), (9, 3), (600, 599)]
+        {
             let k = halves(n_positions * kv_dim, 1 + head_dim as u64);
             let v = halves(n_positions * kv_dim, 2 + n_positions as u64);
             let q = values((n_positions - first_pos) * q_dim, 3 + first_pos as u64);
@@ -254,5 +255,123 @@ fn vector_swiglu_gives_the_scalar_bits() {
             (got - exact).abs() <= 4.0 * f64::from(f32::EPSILON) * exact.abs().max(1e-30),
             "silu({x})"
         );
+    }
+}
+
+#[test]
+fn chunks_split_over_tasks_give_the_bits_of_one_task() {
+    // Contexts of several chunks, with and without a window, decode and short prefills
+    // (a block's first and last tokens see different chunks).
+    for (n_heads, n_kv_heads, head_dim) in [(9, 3, 64), (4, 1, 40), (12, 2, 128)] {
+        let (q_dim, kv_dim) = (n_heads * head_dim, n_kv_heads * head_dim);
+        for (n_positions, first_pos) in [(1100, 1099), (700, 680), (257, 256), (300, 0)] {
+            let k = halves(n_positions * kv_dim, 5 + n_positions as u64);
+            let v = halves(n_positions * kv_dim, 6 + head_dim as u64);
+            let q = values((n_positions - first_pos) * q_dim, 7 + first_pos as u64);
+            for window in [None, Some(300)] {
+                let params = AttentionParams {
+                    n_heads,
+                    n_kv_heads,
+                    head_dim,
+                    scale: 0.125,
+                    window,
+                };
+                let blocks = [0u32];
+                let seq = AttentionSeq {
+                    kv: KvBlocks {
+                        k: &k,
+                        v: &v,
+                        blocks: &blocks,
+                        block_tokens: n_positions,
+                    },
+                    rows: 0..n_positions - first_pos,
+                    first_pos,
+                };
+                let kernels = &crate::kernels().attention;
+                let run = |split| {
+                    let mut out = vec![0.0; q.len()];
+                    attention_planned(
+                        kernels,
+                        &params,
+                        &q,
+                        std::slice::from_ref(&seq),
+                        &mut out,
+                        Some(split),
+                    );
+                    out
+                };
+                let whole = run(false);
+                let split = run(true);
+                let same = whole
+                    .iter()
+                    .zip(&split)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{n_heads}/{n_kv_heads} heads of {head_dim}: {n_positions} positions from {first_pos}, window {window:?}"
+                );
+                // And both are the attention the formula gives.
+                for (t, row) in whole.chunks(q_dim).enumerate() {
+                    let pos = first_pos + t;
+                    for h in 0..n_heads {
+                        let mut expected = vec![0.0; head_dim];
+                        attention_row(
+                            &q[(t * n_heads + h) * head_dim..][..head_dim],
+                            &k,
+                            &v,
+                            kv_dim,
+                            h / (n_heads / n_kv_heads) * head_dim,
+                            params.visible(pos),
+                            params.scale,
+                            &mut expected,
+                        );
+                        for (a, b) in row[h * head_dim..(h + 1) * head_dim].iter().zip(&expected) {
+                            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn key_and_value_conversions_of_every_instruction_set_give_the_scalar_bits() {
+    let scalar = AttentionKernels::SCALAR;
+    for head_dim in [8, 12, 64, 72, 128] {
+        for (stride, n, first) in [
+            (head_dim, 64, 0),
+            (3 * head_dim + 5, 13, 40),
+            (head_dim, 1, 63),
+            (2 * head_dim, 9, 7),
+            (head_dim, 0, 64),
+        ] {
+            let len = if n == 0 {
+                0
+            } else {
+                (n - 1) * stride + head_dim
+            };
+            let src = halves(len, (head_dim + n) as u64);
+            let mut kt_expected = vec![-1.0; head_dim * KV_TILE];
+            (scalar.keys_transposed)(&src, stride, n, head_dim, first, &mut kt_expected);
+            let mut v_expected = vec![-1.0; n * head_dim];
+            (scalar.values)(&src, stride, n, &mut v_expected);
+            for set in crate::Kernels::supported() {
+                let mut kt = vec![-1.0; head_dim * KV_TILE];
+                (set.attention.keys_transposed)(&src, stride, n, head_dim, first, &mut kt);
+                assert!(
+                    kt == kt_expected,
+                    "{}: keys, head_dim {head_dim}, {n} from {first}",
+                    set.isa.name()
+                );
+                let mut v = vec![-1.0; n * head_dim];
+                (set.attention.values)(&src, stride, n, &mut v);
+                assert!(
+                    v == v_expected,
+                    "{}: values, head_dim {head_dim}, {n} rows",
+                    set.isa.name()
+                );
+            }
+        }
     }
 }
