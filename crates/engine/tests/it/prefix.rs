@@ -43,6 +43,10 @@ fn cached_prefixes_give_the_uncached_tokens() {
     for p in [&system, &system, &shared, &whole, &whole] {
         assert_eq!(run(&cached, p, 12), run(&plain, p, 12));
     }
+    // The scheduler gives a finished request's blocks back just after its last event.
+    wait_for(&cached, "the blocks to be given back", |s| {
+        s.kv_blocks_used == 0
+    });
     let stats = cached.stats();
     // system: 0, then 32; shared: 32; whole: 0, then 47.
     assert_eq!(stats.prompt_tokens_cached_total, 32 + 32 + 47);
