@@ -7,7 +7,8 @@
 #
 # The engines take turns: each round runs one repetition of each engine (`slm bench -r 1`,
 # `llama-bench -r 1`, same model file, tokens and threads), so a change in the machine's
-# load hits both alike; the report takes the median over the rounds.
+# load hits both alike; the report takes the median over the rounds. llama-bench runs
+# with flash attention off and on (`-fa 0,1`) and each round keeps the faster of the two.
 #
 # Usage: scripts/bench-vs-llamacpp.sh [--models a,b] [--threads 1,2] [--rounds R] [--quick]
 #                                     [--out FILE] [--update-doc FILE] [--runs FILE]
@@ -22,7 +23,7 @@
 #   --runs FILE    also keep every run's raw JSON (one line per engine run) in FILE
 # The report goes to stdout, progress to stderr. Needs python3 (standard library only).
 # It is a benchmark, not a test: run it on a quiet machine; with the defaults it takes
-# about 50 minutes on 2 Zen 4 cores, longer on a busy machine.
+# about 70 minutes on 2 cores (llama-bench runs twice per round), longer on a busy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,10 @@ readonly FIRST_TOKEN_MODEL=qwen2.5-coder:0.5b
 # 16 tokens for Qwen2.5's tokenizer (which adds no BOS).
 readonly FIRST_TOKEN_PROMPT="Write a Python function that returns the sum of the squares of a list of numbers"
 readonly FIRST_TOKEN_RUNS=5
+# Prints the JSON line of stdin with the highest avg_ts (llama-bench -o jsonl).
+readonly FASTEST_LINE='import json, sys
+lines = [l for l in sys.stdin if l.strip()]
+print(max(lines, key=lambda l: json.loads(l)["avg_ts"]).strip())'
 
 models_arg=""
 threads_arg="1,2"
@@ -119,9 +124,11 @@ measure() {
             log "slm bench failed:"; tail -n 20 "$work/slm.log" >&2; exit 1
         fi
         record slm "$name" "$t" "$label" "$result"
-        # llama-bench prints one JSON line per test; -p 0 or -n 0 leaves one test.
+        # llama-bench prints one JSON line per test; -p 0 or -n 0 leaves one test per
+        # attention mode. Both of its modes run (flash attention off and on: which is
+        # faster depends on the machine and the depth) and the faster one counts.
         if ! result="$("$llama_bench" -m "$path" -p "$p" -n "$n" -d "$d" -r 1 -t "$t" \
-            -o jsonl 2>"$work/llama.log" | tail -n 1)"; then
+            -fa 0,1 -o jsonl 2>"$work/llama.log" | python3 -c "$FASTEST_LINE")"; then
             log "llama-bench failed:"; tail -n 20 "$work/llama.log" >&2; exit 1
         fi
         record llama.cpp "$name" "$t" "$label" "$result"
@@ -190,6 +197,11 @@ def tok_s(run):
     return r["avg_ts"]
 
 bandwidth = {r["threads"]: r["result"]["best_gbs"] for r in runs if r["engine"] == "bandwidth"}
+fa_modes = {}
+for r in runs:
+    if r["engine"] == "llama.cpp" and "flash_attn" in r["result"]:
+        mode = "on" if r["result"]["flash_attn"] else "off"
+        fa_modes[mode] = fa_modes.get(mode, 0) + 1
 lines = [
     f"- date: {datetime.date.today().isoformat()}, slm commit `{commit}`, llama.cpp b11312 (native build)",
     f"- CPU: {cpu}, {n_cores} cores; AVX-512: {avx512}",
@@ -197,6 +209,9 @@ lines = [
     + ", ".join(f"{bandwidth[t]:.1f} GB/s with {t} thread{'s' if t > 1 else ''}" for t in sorted(bandwidth)),
     f"- median of {rounds} alternating rounds per cell; load average (1, 5, 15 min) "
     f"at the start: {load_start}, at the end: {load_end}",
+    "- llama.cpp: each round the faster of flash attention off and on (`llama-bench -fa 0,1`); "
+    + "the faster was: "
+    + ", ".join(f"{k} {v} times" for k, v in sorted(fa_modes.items())),
     "- spread: the fastest round over the slowest, slm / llama.cpp; above 1.3 the machine's "
     "load changed during the cell (marked !), and its ratio says little",
     "",
