@@ -221,7 +221,9 @@ fn attention_planned(
         None => threads > 1 && params.n_kv_heads * n_blocks < 4 * threads,
     };
     // The units of work: one block of one sequence's rows, with the key chunks it sees.
-    let mut units = Vec::with_capacity(n_blocks);
+    // (A buffer kept on the calling thread: no allocation per token once it has grown.)
+    let mut units = UNITS.take();
+    units.clear();
     let mut n_pieces = 0;
     let mut n_partials = 0;
     for (seq_idx, seq) in seqs.iter().enumerate() {
@@ -308,6 +310,7 @@ fn attention_planned(
             merge_partials(params, &units, &partials, out);
         }
     });
+    UNITS.set(units);
 }
 
 /// A block of at most [`TOKEN_BLOCK`] consecutive query rows of one sequence.
@@ -425,6 +428,8 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// The units of work of a call, on the calling thread.
+    static UNITS: RefCell<Vec<Unit>> = const { RefCell::new(Vec::new()) };
     /// The chunk results of split calls, on the calling thread.
     static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
