@@ -82,7 +82,8 @@ resolve_name() {
     echo "${found[0]}"
 }
 
-llama_bin="$(bash scripts/llamacpp.sh native | awk '{print $2}')"
+llama_build=native
+llama_bin="$(bash scripts/llamacpp.sh "$llama_build" | awk '{print $2}')"
 llama_bench="$llama_bin/llama-bench"
 # The commit the binary is built from, taken before the long run.
 commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
@@ -135,11 +136,34 @@ measure() {
     done
 }
 
+# check_llama_bench PATH: a short llama-bench run on the first model. On some virtual
+# machines that list Intel AMX, the native build's AMX matrix multiply dies with a general
+# protection fault; there the comparison uses the native build without AMX, the fastest
+# llama.cpp that runs on the machine, and the report says so.
+check_llama_bench() {
+    "$llama_bench" -m "$1" -p 16 -n 0 -r 1 -t 1 -o jsonl >/dev/null 2>"$work/llama.log" && return
+    if [[ $llama_build == native ]] && grep -qw amx_int8 /proc/cpuinfo; then
+        log "llama-bench (native build) failed on this CPU with AMX; using the build without AMX"
+        llama_build=native-noamx
+        llama_bin="$(nice -n 19 bash scripts/llamacpp.sh "$llama_build" | awk '{print $2}')"
+        llama_bench="$llama_bin/llama-bench"
+        "$llama_bench" -m "$1" -p 16 -n 0 -r 1 -t 1 -o jsonl >/dev/null 2>"$work/llama.log" &&
+            return
+    fi
+    log "llama-bench ($llama_build build) fails on $1:"; tail -n 20 "$work/llama.log" >&2
+    exit 1
+}
+
+checked_llama_bench=0
 for arg in "${model_args[@]}"; do
     name="$(resolve_name "$arg")"
     path="$("$slm" pull "$name" 2>/dev/null || true)"
     [[ "$name" == *.gguf || "$name" == */* ]] && path="$name"
     [[ -f "$path" ]] || { log "cannot find or pull model $name"; exit 1; }
+    if [[ $checked_llama_bench == 0 ]]; then
+        check_llama_bench "$path"
+        checked_llama_bench=1
+    fi
     for t in "${thread_counts[@]}"; do
         measure "$name" "$path" "$t" "pp$n_prompt" "$n_prompt" 0 0
         measure "$name" "$path" "$t" "tg$n_gen" 0 "$n_gen" 0
@@ -181,9 +205,13 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 avx512="$(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')"
 report="$work/report.md"
 python3 - "$runs" "$cpu" "${avx512:-none}" "$commit" "$(nproc)" "$rounds" \
-    "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$report" <<'PY'
+    "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" "$llama_build" >"$report" <<'PY'
 import datetime, json, statistics, sys
-runs_path, cpu, avx512, commit, n_cores, rounds, load_start, load_end = sys.argv[1:9]
+runs_path, cpu, avx512, commit, n_cores, rounds, load_start, load_end, build = sys.argv[1:10]
+build_words = {
+    "native": "native build",
+    "native-noamx": "native build without AMX: the native build's AMX path crashed on this machine",
+}
 runs = [json.loads(line) for line in open(runs_path)]
 
 def median(values):
@@ -203,7 +231,7 @@ for r in runs:
         mode = "on" if r["result"]["flash_attn"] else "off"
         fa_modes[mode] = fa_modes.get(mode, 0) + 1
 lines = [
-    f"- date: {datetime.date.today().isoformat()}, slm commit `{commit}`, llama.cpp b11312 (native build)",
+    f"- date: {datetime.date.today().isoformat()}, slm commit `{commit}`, llama.cpp b11312 ({build_words.get(build, build)})",
     f"- CPU: {cpu}, {n_cores} cores; AVX-512: {avx512}",
     "- read bandwidth (`slm bench --bandwidth`, best of 5): "
     + ", ".join(f"{bandwidth[t]:.1f} GB/s with {t} thread{'s' if t > 1 else ''}" for t in sorted(bandwidth)),

@@ -9,8 +9,12 @@
 #           (tests/golden, /work/shared/data/golden) were made with this code path; an AVX-512
 #           build rounds differently and flips near-tie greedy tokens.
 #   native  -march=native, the fastest build for this machine: use it for benchmarks only.
+#   native-noamx  -march=native without Intel AMX. Some virtual machines list AMX and let a
+#           simple AMX program run, yet this build's AMX matrix multiply dies with a general
+#           protection fault there; scripts/bench-vs-llamacpp.sh falls back to this build
+#           when the native one crashes on a CPU with AMX.
 #
-# Usage: scripts/llamacpp.sh [avx2|native|all]    (default: all)
+# Usage: scripts/llamacpp.sh [avx2|native|native-noamx|all]    (default: avx2 and native)
 # Prints one line per configuration on stdout, `NAME BIN_DIR`; progress goes to stderr.
 # A configuration already built is not rebuilt, so a second run returns at once.
 # Environment: SLM_LLAMACPP_CACHE (default ~/.cache/slm-llamacpp), SLM_LLAMACPP_JOBS (default 2).
@@ -35,8 +39,16 @@ config_flags() {
     case "$1" in
     avx2) echo "-DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON" \
         "-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF" ;;
-    native) echo "-DGGML_NATIVE=ON" ;;
+    native | native-noamx) echo "-DGGML_NATIVE=ON" ;;
     *) return 1 ;;
+    esac
+}
+# Compiler flags of a configuration, given to cmake through CFLAGS and CXXFLAGS. GCC and
+# Clang let an explicit -mno-* win over -march=native whatever their order.
+config_cflags() {
+    case "$1" in
+    native-noamx) echo "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" ;;
+    *) echo "" ;;
     esac
 }
 
@@ -95,8 +107,9 @@ fetch_source() {
 }
 
 build() {
-    local name="$1" flags dir cmake
-    flags="$(config_flags "$name") $(common_flags)"
+    local name="$1" flags cflags dir cmake
+    cflags="$(config_cflags "$name")"
+    flags="$(config_flags "$name") $(common_flags)${cflags:+ CFLAGS=$cflags}"
     dir="$cache/b$BUILD_NUMBER-$name"
     if ! is_built "$dir" "$flags"; then
         fetch_source
@@ -104,7 +117,8 @@ build() {
         log "building $name in $dir (several minutes)"
         rm -f "$dir/.complete"
         # shellcheck disable=SC2086 # flags are words on purpose
-        "$cmake" -S "$src" -B "$dir" $flags >"$dir.configure.log" 2>&1 ||
+        CFLAGS="$cflags" CXXFLAGS="$cflags" "$cmake" -S "$src" -B "$dir" \
+            $(config_flags "$name") $(common_flags) >"$dir.configure.log" 2>&1 ||
             { log "configure failed, see $dir.configure.log"; exit 1; }
         "$cmake" --build "$dir" --config Release -j "$jobs" --target "${TARGETS[@]}" \
             >"$dir.build.log" 2>&1 || { log "build failed, see $dir.build.log"; exit 1; }
@@ -117,8 +131,8 @@ main() {
     local which="${1:-all}" names
     case "$which" in
     all) names=(avx2 native) ;;
-    avx2 | native) names=("$which") ;;
-    *) log "unknown configuration '$which'; use avx2, native or all"; exit 2 ;;
+    avx2 | native | native-noamx) names=("$which") ;;
+    *) log "unknown configuration '$which'; use avx2, native, native-noamx or all"; exit 2 ;;
     esac
     mkdir -p "$cache/src"
     local name
