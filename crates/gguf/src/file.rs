@@ -192,6 +192,38 @@ impl GgufFile {
         self.bytes.as_slice()
     }
 
+    /// Tells the system that this process no longer needs `data`, a slice of this file's
+    /// bytes, resident (after its weights were copied elsewhere): its pages leave the
+    /// process's resident set but stay in the page cache, and a later read of them faults
+    /// the same bytes back in. Nothing happens for owned bytes or a slice from elsewhere;
+    /// pages at the ends that the slice shares with its neighbours are released too (they
+    /// come back as quickly).
+    pub fn release(&self, data: &[u8]) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(map) = &self.bytes {
+            let base = map.as_ptr() as usize;
+            let start = data.as_ptr() as usize;
+            if data.is_empty() || start < base || start + data.len() > base + map.len() {
+                return;
+            }
+            // SAFETY: the map is read-only and private and this process never writes it,
+            // so it holds no copy-on-write pages: MADV_DONTNEED only unmaps the range, and
+            // the next access reads the same file bytes back from the page cache. Slices
+            // borrowed from the range stay valid and keep their contents.
+            let released = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start - base,
+                    data.len(),
+                )
+            };
+            // Advice only: a system that declines it keeps the pages resident.
+            let _ = released;
+        }
+        #[cfg(not(unix))]
+        let _ = data;
+    }
+
     /// Whether the bytes are memory-mapped (from [`GgufFile::open`]) rather than owned.
     pub fn is_mapped(&self) -> bool {
         matches!(self.bytes, Bytes::Mapped(_))

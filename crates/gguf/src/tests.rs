@@ -276,3 +276,53 @@ fn a_file_can_be_shared_between_threads() {
     assert_send_sync::<GgufFile>();
     assert_send_sync::<GgufError>();
 }
+
+/// Resident kibibytes of the mapping that holds `addr` (Linux: /proc/self/smaps).
+#[cfg(target_os = "linux")]
+fn resident_kib(addr: usize) -> Option<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+                continue;
+            }
+        }
+        if inside {
+            if let Some(kib) = line.strip_prefix("Rss:") {
+                return kib.trim().trim_end_matches("kB").trim().parse().ok();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn release_drops_a_tensors_pages_and_keeps_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let mut writer = GgufWriter::new();
+    writer.add_tensor("w", GgmlType::F32, &[1 << 18], data.clone());
+    writer.write(&path).unwrap();
+    let file = GgufFile::open(&path).unwrap();
+    let tensor = file.tensor_data(&file.tensors()[0]);
+    let addr = tensor.as_ptr() as usize;
+    assert_eq!(tensor, &data[..]);
+    let before = resident_kib(addr).unwrap();
+    assert!(before >= 1000, "{before} KiB resident after reading 1 MiB");
+    file.release(tensor);
+    let after = resident_kib(addr).unwrap();
+    assert!(after < 100, "{after} KiB still resident after release");
+    // Read again: the same bytes come back from the file.
+    assert_eq!(file.tensor_data(&file.tensors()[0]), &data[..]);
+    // Slices the map does not hold, and owned files, are left alone.
+    file.release(&data);
+    let owned = GgufFile::from_bytes(std::fs::read(&path).unwrap()).unwrap();
+    owned.release(owned.tensor_data(&owned.tensors()[0]));
+    assert_eq!(owned.tensor_data(&owned.tensors()[0]), &data[..]);
+}

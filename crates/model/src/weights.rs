@@ -372,9 +372,14 @@ impl Weights {
     pub fn pack(&mut self, file: &GgufFile) -> usize {
         let mut bytes = 0;
         for m in self.matmul_matrices() {
-            if let Some(packed) = kernels::pack(&m.view(file)) {
+            let view = m.view(file);
+            if let Some(packed) = kernels::pack(&view) {
                 bytes += packed.size_bytes();
                 m.packed = Some(Arc::new(packed));
+                // The packed copy is what the kernels read from now on; without this the
+                // first load (the one that fills the repacked-weights cache) would hold
+                // the model file and its repacked copy resident at once.
+                file.release(view.data);
             }
         }
         bytes

@@ -21,6 +21,31 @@ fn halves(n: usize, seed: u64) -> Vec<f16> {
     values(n, seed).into_iter().map(f16::from_f32).collect()
 }
 
+/// The whole contiguous cache as one block: a single sequence whose queries are the
+/// positions from `first_pos` to the end.
+fn whole_cache<'a>(
+    k: &'a [f16],
+    v: &'a [f16],
+    blocks: &'a [u32; 1],
+    n_positions: usize,
+    first_pos: usize,
+) -> AttentionSeq<'a> {
+    AttentionSeq {
+        kv: KvBlocks {
+            k,
+            v,
+            blocks,
+            block_tokens: n_positions,
+        },
+        rows: 0..n_positions - first_pos,
+        first_pos,
+    }
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 /// One sequence of a test: its contiguous keys and values, queries and first position.
 struct Seq {
     k: Vec<f16>, // [n_positions, kv_dim]
@@ -151,31 +176,23 @@ fn every_instruction_set_gives_the_scalar_bits() {
                     scale: 0.3,
                     window,
                 };
+                let blocks = [0u32];
+                let seq = whole_cache(&k, &v, &blocks, n_positions, first_pos);
                 let run = |kernels: &AttentionKernels| {
-                    let blocks = [0u32];
-                    let seq = AttentionSeq {
-                        kv: KvBlocks {
-                            k: &k,
-                            v: &v,
-                            blocks: &blocks,
-                            block_tokens: n_positions,
-                        },
-                        rows: 0..n_positions - first_pos,
-                        first_pos,
-                    };
                     let mut out = vec![0.0; q.len()];
-                    attention_batch_with(kernels, &params, &q, &[seq], &mut out);
+                    attention_batch_with(
+                        kernels,
+                        &params,
+                        &q,
+                        std::slice::from_ref(&seq),
+                        &mut out,
+                    );
                     out
                 };
                 let expected = run(&AttentionKernels::SCALAR);
                 for set in crate::Kernels::supported() {
-                    let got = run(&set.attention);
-                    let same = got
-                        .iter()
-                        .zip(&expected)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(
-                        same,
+                        same_bits(&run(&set.attention), &expected),
                         "{}: head_dim {head_dim}, {n_positions} positions from {first_pos}, window {window:?}",
                         set.isa.name()
                     );
@@ -220,10 +237,7 @@ fn vector_exp_sums_give_the_scalar_bits() {
         let mut got = scores.clone();
         let sum = (set.attention.exp_sum)(&mut got, max);
         assert_eq!(sum.to_bits(), expected_sum.to_bits(), "{}", set.isa.name());
-        assert!(got
-            .iter()
-            .zip(&expected)
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(same_bits(&got, &expected), "{}", set.isa.name());
     }
 }
 
@@ -277,16 +291,7 @@ fn chunks_split_over_tasks_give_the_bits_of_one_task() {
                     window,
                 };
                 let blocks = [0u32];
-                let seq = AttentionSeq {
-                    kv: KvBlocks {
-                        k: &k,
-                        v: &v,
-                        blocks: &blocks,
-                        block_tokens: n_positions,
-                    },
-                    rows: 0..n_positions - first_pos,
-                    first_pos,
-                };
+                let seq = whole_cache(&k, &v, &blocks, n_positions, first_pos);
                 let kernels = &crate::kernels().attention;
                 let run = |split| {
                     let mut out = vec![0.0; q.len()];
@@ -301,13 +306,8 @@ fn chunks_split_over_tasks_give_the_bits_of_one_task() {
                     out
                 };
                 let whole = run(false);
-                let split = run(true);
-                let same = whole
-                    .iter()
-                    .zip(&split)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
-                    same,
+                    same_bits(&whole, &run(true)),
                     "{n_heads}/{n_kv_heads} heads of {head_dim}: {n_positions} positions from {first_pos}, window {window:?}"
                 );
                 // And both are the attention the formula gives.
