@@ -142,6 +142,9 @@ pub struct BenchResult {
     pub kv_bytes_per_token: u64,
     /// The read bandwidth measured after the tests, `None` when not measured.
     pub bandwidth: Option<ReadBandwidth>,
+    /// The size of the CPU's largest cache (see [`last_level_cache_bytes`]), `None` where
+    /// the OS does not say.
+    pub last_level_cache_bytes: Option<u64>,
 }
 
 impl BenchResult {
@@ -161,6 +164,14 @@ impl BenchResult {
         let bytes = self.bytes_per_token();
         let gbs = self.bandwidth_gbs()?;
         (bytes > 0).then(|| gbs * 1e9 / bytes as f64)
+    }
+
+    /// Whether the bytes a generated token reads fit in the last-level cache. Then most
+    /// of them may come from the cache rather than from memory, and
+    /// [`BenchResult::tg_bound`], computed from the memory's bandwidth, undercounts.
+    pub fn fits_in_last_level_cache(&self) -> bool {
+        self.last_level_cache_bytes
+            .is_some_and(|llc| self.bytes_per_token() <= llc)
     }
 
     /// Measured median generation speed as a share of [`BenchResult::tg_bound`] (1.0 =
@@ -259,7 +270,46 @@ pub fn run_bench(
             options.n_gen,
         ),
         bandwidth,
+        last_level_cache_bytes: last_level_cache_bytes(),
     })
+}
+
+/// The size of the largest cache of CPU 0, in bytes (Linux: the highest-level entry
+/// of `/sys/devices/system/cpu/cpu0/cache`). On a shared machine other tenants use part
+/// of it.
+pub fn last_level_cache_bytes() -> Option<u64> {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let mut best: Option<(u32, u64)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
+        let (Some(level), Some(size)) = (read("level"), read("size")) else {
+            continue;
+        };
+        let (Ok(level), Some(size)) = (level.trim().parse::<u32>(), parse_cache_size(&size)) else {
+            continue;
+        };
+        if best.is_none_or(|(l, s)| (level, size) > (l, s)) {
+            best = Some((level, size));
+        }
+    }
+    best.map(|(_, size)| size)
+}
+
+/// A sysfs cache size (`32K`, `504M`, `1024`), in bytes.
+fn parse_cache_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale = match unit.trim() {
+        "" => 1,
+        "K" | "KB" | "KiB" => 1 << 10,
+        "M" | "MB" | "MiB" => 1 << 20,
+        "G" | "GB" | "GiB" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 /// The process's peak resident set (VmHWM in /proc/self/status), in bytes.

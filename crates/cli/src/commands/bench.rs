@@ -211,6 +211,8 @@ fn json_report(name: &str, result: &BenchResult) -> Result<String> {
         "bandwidth_gbs": result.bandwidth_gbs(),
         "tg_bound": result.tg_bound(),
         "tg_share_of_bound": result.tg_share_of_bound(),
+        "last_level_cache_mib": result.last_level_cache_bytes.map(|b| b as f64 / MIB),
+        "fits_in_last_level_cache": result.fits_in_last_level_cache(),
     });
     serde_json::to_string(&report).context("cannot format the result as JSON")
 }
@@ -266,5 +268,16 @@ fn print_table(name: &str, result: &BenchResult) {
             format!("; generation reaches {:.1}%", s * 100.0)
         });
         println!("tg bound   {bound:.2} t/s{share}");
+        if let Some(llc) = result
+            .last_level_cache_bytes
+            .filter(|_| result.fits_in_last_level_cache())
+        {
+            println!(
+                "           (the {:.0} MB read per token fit in the CPU's {:.0} MiB last-level cache,\n            \
+                 so the bound, from memory bandwidth, may undercount)",
+                result.bytes_per_token() as f64 / 1e6,
+                llc as f64 / MIB
+            );
+        }
     }
 }

@@ -92,6 +92,12 @@ fn bench_skips_what_is_asked_and_measures_bandwidth() {
     for field in ["bandwidth_gbs", "tg_bound", "tg_share_of_bound"] {
         positive(&report, &format!("/{field}"));
     }
+    assert!(report["fits_in_last_level_cache"].is_boolean(), "{report}");
+    let llc = &report["last_level_cache_mib"];
+    assert!(
+        llc.is_null() || llc.as_f64().is_some_and(|m| m > 0.0),
+        "{report}"
+    );
 }
 
 #[test]

@@ -246,7 +246,34 @@ fn the_bound_is_bandwidth_over_bytes() {
             passes_gbs: vec![40.0, 50.0],
             checksum: 0,
         }),
+        last_level_cache_bytes: None,
     };
     assert_eq!(result.tg_bound(), Some(50.0));
     assert_eq!(result.tg_share_of_bound(), Some(0.5));
+    assert!(!result.fits_in_last_level_cache());
+    let big_cache = BenchResult {
+        last_level_cache_bytes: Some(1_000_000_000),
+        ..result.clone()
+    };
+    assert!(big_cache.fits_in_last_level_cache());
+    let small_cache = BenchResult {
+        last_level_cache_bytes: Some(999_999_999),
+        ..result
+    };
+    assert!(!small_cache.fits_in_last_level_cache());
+}
+
+#[test]
+fn cache_sizes_are_read_in_bytes() {
+    assert_eq!(parse_cache_size("32K\n"), Some(32 << 10));
+    assert_eq!(parse_cache_size("504M"), Some(504 << 20));
+    assert_eq!(parse_cache_size("1G"), Some(1 << 30));
+    assert_eq!(parse_cache_size("4096"), Some(4096));
+    assert_eq!(parse_cache_size("12Q"), None);
+    assert_eq!(parse_cache_size("K"), None);
+    assert_eq!(parse_cache_size(""), None);
+    // Whatever this machine says, it is a size or nothing.
+    if let Some(bytes) = last_level_cache_bytes() {
+        assert!(bytes >= 1 << 10, "{bytes}");
+    }
 }
