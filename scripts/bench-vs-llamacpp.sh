@@ -21,6 +21,10 @@
 #   --update-doc FILE  replace the report between the bench-vs-llamacpp markers in FILE
 #                  (docs/PERFORMANCE.md)
 #   --runs FILE    also keep every run's raw JSON (one line per engine run) in FILE
+#   --llama-build NAME  the llama.cpp build of scripts/llamacpp.sh to compare against:
+#                  native (default), native-noamx or avx2; with `SLM_ISA=avx2` in the
+#                  environment, `--llama-build avx2` compares both engines' AVX2 code,
+#                  what a CPU without AVX-512 (AMD Zen 3) runs, on a machine that has it
 # The report goes to stdout, progress to stderr. Needs python3 (standard library only).
 # It is a benchmark, not a test: run it on a quiet machine; with the defaults it takes
 # about 70 minutes on 2 cores (llama-bench runs twice per round), longer on a busy machine.
@@ -44,6 +48,7 @@ quick=0
 out=""
 update_doc=""
 runs_out=""
+llama_build=native
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --models) models_arg="$2"; shift 2 ;;
@@ -53,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift 2 ;;
     --update-doc) update_doc="$2"; shift 2 ;;
     --runs) runs_out="$2"; shift 2 ;;
+    --llama-build) llama_build="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-vs-llamacpp.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
     esac
@@ -82,7 +88,10 @@ resolve_name() {
     echo "${found[0]}"
 }
 
-llama_build=native
+case "$llama_build" in
+native | native-noamx | avx2) ;;
+*) log "unknown llama.cpp build '$llama_build'; use native, native-noamx or avx2"; exit 2 ;;
+esac
 llama_bin="$(bash scripts/llamacpp.sh "$llama_build" | awk '{print $2}')"
 llama_bench="$llama_bin/llama-bench"
 # The commit the binary is built from, taken before the long run.
@@ -205,12 +214,13 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 avx512="$(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')"
 report="$work/report.md"
 python3 - "$runs" "$cpu" "${avx512:-none}" "$commit" "$(nproc)" "$rounds" \
-    "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" "$llama_build" >"$report" <<'PY'
+    "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" "$llama_build" "${SLM_ISA:-}" >"$report" <<'PY'
 import datetime, json, statistics, sys
-runs_path, cpu, avx512, commit, n_cores, rounds, load_start, load_end, build = sys.argv[1:10]
+runs_path, cpu, avx512, commit, n_cores, rounds, load_start, load_end, build, isa_cap = sys.argv[1:11]
 build_words = {
     "native": "native build",
     "native-noamx": "native build without AMX: the native build's AMX path crashed on this machine",
+    "avx2": "AVX2 build, no AVX-512",
 }
 runs = [json.loads(line) for line in open(runs_path)]
 
@@ -232,7 +242,8 @@ for r in runs:
         fa_modes[mode] = fa_modes.get(mode, 0) + 1
 lines = [
     f"- date: {datetime.date.today().isoformat()}, slm commit `{commit}`, llama.cpp b11312 ({build_words.get(build, build)})",
-    f"- CPU: {cpu}, {n_cores} cores; AVX-512: {avx512}",
+    f"- CPU: {cpu}, {n_cores} cores; AVX-512: {avx512}"
+    + (f"; slm kernels capped at {isa_cap} (`SLM_ISA`)" if isa_cap else ""),
     "- read bandwidth (`slm bench --bandwidth`, best of 5): "
     + ", ".join(f"{bandwidth[t]:.1f} GB/s with {t} thread{'s' if t > 1 else ''}" for t in sorted(bandwidth)),
     f"- median of {rounds} alternating rounds per cell; load average (1, 5, 15 min) "
