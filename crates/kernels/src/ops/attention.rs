@@ -232,21 +232,20 @@ fn attention_planned(
             let first = seq.first_pos + (tokens.start - seq.rows.start);
             let last = seq.first_pos + (tokens.end - 1 - seq.rows.start);
             let chunks = params.visible(first).start / KV_CHUNK..last / KV_CHUNK + 1;
-            let pieces = if split_keys { chunks.len() } else { 1 };
-            let piece_len = tokens.len() * params.n_heads * (2 + head_dim);
-            units.push(Unit {
+            let unit = Unit {
                 seq: seq_idx,
                 tokens,
                 chunks,
                 first_piece: n_pieces,
-                pieces,
                 partials_at: n_partials,
-                piece_len,
-            });
-            n_pieces += pieces;
+            };
             if split_keys {
-                n_partials += pieces * piece_len;
+                n_pieces += unit.chunks.len();
+                n_partials += unit.chunks.len() * unit.piece_len(params);
+            } else {
+                n_pieces += 1;
             }
+            units.push(unit);
         }
     }
     // With still too few tasks, a group's query heads are split over tasks too.
@@ -279,7 +278,7 @@ fn attention_planned(
                 (
                     chunk..chunk + 1,
                     Some(SharedOut(shared_partials.get().wrapping_add(
-                        unit.partials_at + (piece - unit.first_piece) * unit.piece_len,
+                        unit.partials_at + (piece - unit.first_piece) * unit.piece_len(params),
                     ))),
                 )
             } else {
@@ -323,11 +322,15 @@ struct Unit {
     /// Its first piece of work among all units' (one piece per chunk when the chunks are
     /// split over tasks, else one for all chunks).
     first_piece: usize,
-    pieces: usize,
-    /// Where its pieces' partial results start in the buffer of a split call, and the
-    /// length of one piece's.
+    /// Where its pieces' partial results start in the buffer of a split call.
     partials_at: usize,
-    piece_len: usize,
+}
+
+impl Unit {
+    /// The length of one piece's partial results: (max, sum, output) per row and head.
+    fn piece_len(&self, params: &AttentionParams) -> usize {
+        self.tokens.len() * params.n_heads * (2 + params.head_dim)
+    }
 }
 
 /// Merges the chunks' results that split tasks left in `partials`, for every unit, in
@@ -343,7 +346,8 @@ fn merge_partials(params: &AttentionParams, units: &[Unit], partials: &[f32], ou
                 o.fill(0.0);
                 let mut max = f32::NEG_INFINITY;
                 let mut sum = 0.0f32;
-                for piece in 0..unit.pieces {
+                // Only a split call leaves partials: one piece per chunk.
+                for piece in 0..unit.chunks.len() {
                     let s = unit.partials_at
                         + ((piece * unit.tokens.len() + r) * params.n_heads + head) * slot;
                     let part = &partials[s..s + slot];
